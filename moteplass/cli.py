@@ -1,0 +1,65 @@
+"""The `moteplass` command: run the dev stack or one service, issue a local admin token, generate contracts."""
+
+import asyncio
+import importlib
+from pathlib import Path
+
+import click
+
+from shared.auth import Role, issue_token
+from shared.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@click.group()
+def main() -> None:
+    """Møteplass: registration, comments and notifications for public-sector meetups."""
+
+
+@main.command()
+def dev() -> None:
+    """Run the whole system locally (what `make run` does)."""
+    from . import devstack
+
+    try:
+        asyncio.run(devstack.run(ROOT))
+    except KeyboardInterrupt:
+        click.echo("\nStopped.")
+    except devstack.DevStackError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.argument("service", type=click.Choice(["registration", "comments", "notifications"]))
+def serve(service: str) -> None:
+    """Run one service (each scales on its own)."""
+    importlib.import_module(f"services.{service}.app").main()
+
+
+@main.command()
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.admin.value, show_default=True)
+@click.option("--subject", default="local-admin", show_default=True)
+@click.option("--hours", default=12, show_default=True)
+def token(role: str, subject: str, hours: int) -> None:
+    """Print a signed admin/moderator JWT for local use."""
+    click.echo(issue_token(get_settings(), Role(role), subject, hours))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--smtp-port", default=1025, show_default=True)
+@click.option("--http-port", default=8025, show_default=True)
+def mailsink(host: str, smtp_port: int, http_port: int) -> None:
+    """Run the dev mail sink (SMTP + Mailpit-style HTTP API)."""
+    from .mailsink import serve as serve_sink
+
+    click.echo(f"mail sink: smtp://{host}:{smtp_port}  http://{host}:{http_port}/api/v1/messages")
+    try:
+        asyncio.run(serve_sink(host, smtp_port, http_port))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Dev mail sink: an SMTP server that keeps every message and serves a subset of Mailpit's HTTP API, so the same
+tests and tools read mail from it and from a real Mailpit (compose) unchanged."""
+
+import asyncio
+import email
+import email.policy
+import uuid
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+def _addresses(value: str | None) -> list[dict]:
+    return [{"Name": name, "Address": addr} for name, addr in getaddresses([value or ""]) if addr]
+
+
+class StoredMessage:
+    def __init__(self, raw: bytes, envelope: Envelope):
+        self.id = uuid.uuid4().hex
+        self.raw = raw
+        self.created = datetime.now(UTC)
+        self.parsed: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
+        self.envelope_to = list(envelope.rcpt_tos)
+        self.parts = [part for part in self.parsed.walk() if not part.is_multipart()]
+
+    def _body(self, subtype: str) -> str:
+        part = self.parsed.get_body(preferencelist=(subtype,))
+        return part.get_content() if part is not None and part.get_content_type() == f"text/{subtype}" else ""
+
+    def attachments(self) -> list[dict]:
+        return [{"PartID": str(i), "FileName": part.get_filename() or "", "ContentType": part.get_content_type(),
+                 "Size": len(part.get_payload(decode=True) or b"")}
+                for i, part in enumerate(self.parts, 1)
+                if part.get_filename() or part.get_content_type() not in ("text/plain", "text/html")]
+
+    def summary(self) -> dict:
+        msg = self.parsed
+        to = _addresses(msg.get("To")) or [{"Name": "", "Address": a} for a in self.envelope_to]
+        text = self._body("plain")
+        return {"ID": self.id, "MessageID": (msg.get("Message-ID") or "").strip("<>"), "Read": False,
+                "From": (_addresses(msg.get("From")) or [{}])[0], "To": to, "Cc": _addresses(msg.get("Cc")),
+                "Bcc": [], "ReplyTo": _addresses(msg.get("Reply-To")), "Subject": str(msg.get("Subject", "")),
+                "Created": self.created.isoformat(), "Tags": [], "Size": len(self.raw),
+                "Attachments": len(self.attachments()), "Snippet": " ".join(text.split())[:250]}
+
+    def detail(self) -> dict:
+        return {**self.summary(), "Date": str(self.parsed.get("Date", "")), "Text": self._body("plain"),
+                "HTML": self._body("html"), "Attachments": self.attachments(), "Inline": []}
+
+    def headers(self) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {}
+        for name, value in self.parsed.items():
+            result.setdefault(name, []).append(str(value))
+        return result
+
+
+class MailSink:
+    def __init__(self):
+        self.messages: list[StoredMessage] = []  # newest first, as Mailpit lists them
+        self.smtp_server: asyncio.Server | None = None
+        self.http_runner: web.AppRunner | None = None
+
+    # aiosmtpd handler hook
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.insert(0, StoredMessage(envelope.original_content or envelope.content, envelope))
+        return "250 Message accepted for delivery"
+
+    def find(self, message_id: str) -> StoredMessage:
+        if message_id == "latest" and self.messages:
+            return self.messages[0]
+        for message in self.messages:
+            if message.id == message_id:
+                return message
+        raise web.HTTPNotFound(text="message not found")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/v1/messages", self.list_messages)
+        app.router.add_delete("/api/v1/messages", self.delete_messages)
+        app.router.add_get("/api/v1/message/{id}", self.get_message)
+        app.router.add_get("/api/v1/message/{id}/headers", self.get_headers)
+        app.router.add_get("/api/v1/message/{id}/raw", self.get_raw)
+        app.router.add_get("/api/v1/message/{id}/part/{part}", self.get_part)
+        return app
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        start = int(request.query.get("start", 0))
+        limit = int(request.query.get("limit", 50))
+        page = self.messages[start:start + limit]
+        return web.json_response({"total": len(self.messages), "unread": len(self.messages), "count": len(page),
+                                  "messages_count": len(self.messages), "start": start, "tags": [],
+                                  "messages": [m.summary() for m in page]})
+
+    async def delete_messages(self, request: web.Request) -> web.Response:
+        ids = (await request.json()).get("IDs") if request.can_read_body else None
+        self.messages = [m for m in self.messages if ids and m.id not in ids]
+        return web.Response(text="ok")
+
+    async def get_message(self, request: web.Request) -> web.Response:
+        return web.json_response(self.find(request.match_info["id"]).detail())
+
+    async def get_headers(self, request: web.Request) -> web.Response:
+        return web.json_response(self.find(request.match_info["id"]).headers())
+
+    async def get_raw(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.find(request.match_info["id"]).raw, content_type="text/plain")
+
+    async def get_part(self, request: web.Request) -> web.Response:
+        message = self.find(request.match_info["id"])
+        index = int(request.match_info["part"]) - 1
+        if not 0 <= index < len(message.parts):
+            raise web.HTTPNotFound(text="part not found")
+        part = message.parts[index]
+        return web.Response(body=part.get_payload(decode=True) or b"", content_type=part.get_content_type())
+
+    async def start(self, host: str = "127.0.0.1", smtp_port: int = 1025, http_port: int = 8025) -> None:
+        loop = asyncio.get_running_loop()
+        self.smtp_server = await loop.create_server(lambda: SMTP(self, enable_SMTPUTF8=True), host, smtp_port)
+        self.http_runner = web.AppRunner(self.app(), access_log=None)
+        await self.http_runner.setup()
+        await web.TCPSite(self.http_runner, host, http_port).start()
+
+    async def stop(self) -> None:
+        if self.http_runner:
+            await self.http_runner.cleanup()
+        if self.smtp_server:
+            self.smtp_server.close()
+            await self.smtp_server.wait_closed()
+
+
+async def serve(host: str, smtp_port: int, http_port: int) -> None:
+    sink = MailSink()
+    await sink.start(host, smtp_port, http_port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sink.stop()

@@ -1,0 +1,310 @@
+"""HTTP plumbing for every service: typed routes that document themselves (OpenAPI from the Pydantic models),
+JSON errors with per-field details, request ids, health, readiness and Prometheus metrics."""
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from . import logs
+from .auth import AuthError, Role, Verifier
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
+                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+SERVICE = web.AppKey("service", str)
+VERIFIER = web.AppKey("verifier", Verifier)
+READY_CHECKS = web.AppKey("ready_checks", dict)
+
+# Norwegian (nn) field messages for the errors a form is most likely to meet; pydantic's own text goes along.
+FIELD_MESSAGES = {
+    "missing": "Feltet er obligatorisk.",
+    "string_type": "Feltet må vere tekst.",
+    "string_too_short": "Feltet er for kort.",
+    "string_too_long": "Feltet er for langt.",
+    "bool_type": "Feltet må vere sant eller usant.",
+    "bool_parsing": "Feltet må vere sant eller usant.",
+    "int_type": "Feltet må vere eit heiltal.",
+    "int_parsing": "Feltet må vere eit heiltal.",
+    "value_error": "Verdien er ikkje gyldig.",
+    "literal_error": "Verdien er ikkje ein av dei tillatne.",
+    "enum": "Verdien er ikkje ein av dei tillatne.",
+    "extra_forbidden": "Feltet er ukjent.",
+    "datetime_type": "Feltet må vere eit tidspunkt.",
+    "datetime_parsing": "Feltet må vere eit tidspunkt (ISO 8601).",
+    "timezone_aware": "Tidspunktet må ha tidssone.",
+    "greater_than_equal": "Talet er for lite.",
+    "less_than_equal": "Talet er for stort.",
+    "model_type": "Feltet må vere eit objekt.",
+    "list_type": "Feltet må vere ei liste.",
+}
+
+
+def error_body(status: int, message: str, details: list[dict] | None = None) -> dict:
+    body = {"error": {"status": status, "message": message, "request_id": logs.request_id.get()}}
+    if details:
+        body["error"]["details"] = details
+    return body
+
+
+def json_error(status: int, message: str, details: list[dict] | None = None, headers: dict | None = None) -> web.Response:
+    return web.json_response(error_body(status, message, details), status=status, headers=headers)
+
+
+class ApiError(Exception):
+    """A domain refusal that maps to a clear 4xx (409 conflict, 404 not found, …)."""
+
+    def __init__(self, status: int, message: str, details: list[dict] | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.details, self.headers = status, message, details, headers
+
+
+def field_errors(exc: ValidationError) -> list[dict]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body",
+         "message": FIELD_MESSAGES.get(err["type"], err["msg"]), "detail": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    return ApiError(422, "Nokre felt er ikkje rett utfylte.", field_errors(exc))
+
+
+@web.middleware
+async def request_context(request: web.Request, handler):
+    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    token = logs.request_id.set(rid)
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    status = 500
+    try:
+        response = await _errors_as_json(request, handler)
+        status = response.status
+        response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        service = request.app[SERVICE]
+        REQUESTS.labels(service, request.method, route, str(status)).inc()
+        LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+        logs.request_id.reset(token)
+
+
+async def _errors_as_json(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.message, exc.details, exc.headers)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return json_error(exc.status, str(exc), headers=headers)
+    except ValidationError as exc:
+        err = validation_error(exc)
+        return json_error(err.status, err.message, err.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {404: "Fann ikkje det du leitar etter.", 405: "Metoden er ikkje tillaten her."}.get(exc.status, exc.reason)
+        return json_error(exc.status, message, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+    except Exception:
+        log.exception("unhandled error")
+        return json_error(500, "Noko gjekk gale hos oss. Prøv igjen seinare.")
+
+
+async def read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        raw = await request.read()
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "Innhaldet er ikkje gyldig JSON.") from exc
+    if not isinstance(data, dict):
+        raise ApiError(422, "Innhaldet må vere eit JSON-objekt.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
+def read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
+@dataclass
+class Reply:
+    """A handler result whose status or headers differ from the route's default."""
+
+    body: Any
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+
+
+def to_json(body: Any) -> Any:
+    if isinstance(body, BaseModel):
+        return body.model_dump(mode="json")
+    if isinstance(body, list):
+        return [to_json(item) for item in body]
+    return body
+
+
+def respond(result: Any, status: int) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    if isinstance(result, Reply):
+        return web.json_response(to_json(result.body), status=result.status, headers=result.headers)
+    if result is None:
+        return web.Response(status=204)
+    return web.json_response(to_json(result), status=status)
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Callable[..., Awaitable[Any]]
+    summary: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: Any
+    status: int
+    roles: set[Role] | None
+    errors: dict[int, str]
+
+
+class Api:
+    """Routes declared with their input and output models: one source for validation, auth and OpenAPI."""
+
+    def __init__(self, title: str, version: str = "1.0.0", description: str = ""):
+        self.title, self.version, self.description = title, version, description
+        self.endpoints: list[Endpoint] = []
+
+    def route(self, method: str, path: str, *, summary: str = "", body: type[BaseModel] | None = None,
+              query: type[BaseModel] | None = None, response: Any = None, status: int = 200,
+              roles: set[Role] | None = None, errors: dict[int, str] | None = None):
+        def decorate(fn):
+            self.endpoints.append(Endpoint(method, path, fn, summary or (fn.__doc__ or "").strip().split("\n")[0],
+                                           body, query, response, status, roles, errors or {}))
+            return fn
+        return decorate
+
+    def _wrap(self, ep: Endpoint):
+        async def handler(request: web.Request) -> web.StreamResponse:
+            kwargs = {}
+            if ep.roles:
+                kwargs["claims"] = await request.app[VERIFIER].require(request.headers.get("Authorization"), ep.roles)
+            if ep.body is not None:
+                kwargs["body"] = await read_body(request, ep.body)
+            if ep.query is not None:
+                kwargs["query"] = read_query(request, ep.query)
+            return respond(await ep.handler(request, **kwargs), ep.status)
+        return handler
+
+    def install(self, app: web.Application) -> None:
+        for ep in self.endpoints:
+            app.router.add_route(ep.method, ep.path, self._wrap(ep))
+        document = self.openapi()
+
+        async def openapi(_: web.Request) -> web.Response:
+            return web.json_response(document)
+
+        app.router.add_get("/openapi.json", openapi)
+
+    def openapi(self) -> dict:
+        schemas: dict[str, Any] = {}
+        paths: dict[str, dict] = {}
+
+        def ref(annotation: Any, mode: str) -> dict:
+            schema = TypeAdapter(annotation).json_schema(mode=mode, ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            if "title" in schema and schema.get("type") == "object":
+                schemas[schema["title"]] = schema
+                return {"$ref": f"#/components/schemas/{schema['title']}"}
+            return schema
+
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        schemas["Error"] = {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "status": {"type": "integer"}, "message": {"type": "string"}, "request_id": {"type": "string"},
+            "details": {"type": "array", "items": {"type": "object", "properties": {
+                "field": {"type": "string"}, "message": {"type": "string"}}}}}}}}
+        for ep in self.endpoints:
+            op: dict[str, Any] = {"summary": ep.summary, "responses": {}}
+            params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in _path_params(ep.path)]
+            if ep.query is not None:
+                for name, info in ep.query.model_fields.items():
+                    params.append({"name": info.alias or name, "in": "query", "required": info.is_required(),
+                                   "schema": ref(info.annotation, "validation")})
+            if params:
+                op["parameters"] = params
+            if ep.body is not None:
+                op["requestBody"] = {"required": True,
+                                     "content": {"application/json": {"schema": ref(ep.body, "validation")}}}
+                op["responses"]["422"] = {"description": "Invalid input, with a message per field", **error}
+            ok: dict[str, Any] = {"description": "OK"}
+            if ep.response is not None:
+                ok["content"] = {"application/json": {"schema": ref(ep.response, "serialization")}}
+            op["responses"][str(ep.status)] = ok
+            if ep.roles:
+                op["security"] = [{"bearer": []}]
+                op["responses"]["401"] = {"description": "No or invalid token", **error}
+                op["responses"]["403"] = {"description": f"Needs role {' or '.join(sorted(ep.roles))}", **error}
+            for code, text in ep.errors.items():
+                op["responses"][str(code)] = {"description": text, **error}
+            paths.setdefault(ep.path, {})[ep.method.lower()] = op
+        return {"openapi": "3.1.0", "info": {"title": self.title, "version": self.version,
+                                             "description": self.description},
+                "paths": paths, "components": {"schemas": schemas, "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}}
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+ReadyCheck = Callable[[], Awaitable[Any]]
+
+
+def service_app(service: str, verifier: Verifier, ready_checks: dict[str, ReadyCheck]) -> web.Application:
+    """The base every service's app factory builds on: middlewares and the ops routes."""
+    app = web.Application(middlewares=[request_context], client_max_size=256 * 1024)
+    app[SERVICE] = service
+    app[VERIFIER] = verifier
+    app[READY_CHECKS] = ready_checks
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "service": request.app[SERVICE]})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    results, ready = {}, True
+    for name, check in request.app[READY_CHECKS].items():
+        try:
+            await asyncio.wait_for(check(), timeout=2)
+            results[name] = "ok"
+        except Exception as exc:  # a readiness probe reports, it does not raise
+            results[name] = f"unavailable: {exc.__class__.__name__}"
+            ready = False
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": results},
+                             status=200 if ready else 503)
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,1 @@
+"""Messages published by the comments service (routing keys comment.*)."""

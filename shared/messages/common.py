@@ -1,0 +1,7 @@
+from enum import StrEnum
+
+
+class Language(StrEnum):
+    nn = "nn"
+    nb = "nb"
+    en = "en"

@@ -1,0 +1,1 @@
+"""Messages published by the notifications service (routing keys notification.*)."""

@@ -1,0 +1,122 @@
+"""Messages published by the registration service (routing keys registration.* and event.*)."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+from .common import Language
+from .envelope import Payload, personal
+
+SECRET_LINK = "Personal link holding a secret token; only the addressee may see it"
+
+
+class RegistrationStatus(StrEnum):
+    pending_confirmation = "pending_confirmation"
+    confirmed = "confirmed"
+    waitlisted = "waitlisted"
+    cancelled = "cancelled"
+    checked_in = "checked_in"
+
+
+class EventInfo(BaseModel):
+    """What a subscriber needs to tell someone about a møteplass without asking the registration service."""
+
+    model_config = ConfigDict(frozen=True)
+    slug: str
+    title: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    venue: str
+    timezone: str = "Europe/Oslo"
+    language: Language = Language.nn
+    url: str | None = None
+    # Bumped on every change of time or place: calendar invites use it as their SEQUENCE.
+    sequence: int = 0
+
+
+class RegistrationPayload(Payload):
+    event: EventInfo
+    registration_id: str
+    name: personal(str)
+    email: personal(EmailStr)
+    language: Language
+    status: RegistrationStatus
+    manage_url: personal(str | None, SECRET_LINK) = None
+
+
+class RegistrationPending(RegistrationPayload):
+    event_type = "registration.pending.v1"
+    summary = "A registration waits for its email address to be confirmed (double opt-in)."
+    confirm_url: personal(str, SECRET_LINK)
+    expires_at: AwareDatetime
+
+
+class RegistrationConfirmed(RegistrationPayload):
+    event_type = "registration.confirmed.v1"
+    summary = "A participant holds a seat."
+
+
+class RegistrationWaitlisted(RegistrationPayload):
+    event_type = "registration.waitlisted.v1"
+    summary = "The møteplass was full; the participant is on the waiting list."
+    position: int = Field(ge=1, description="Place in the waiting list when this was published (1 = next in line)")
+
+
+class RegistrationPromoted(RegistrationPayload):
+    event_type = "registration.promoted.v1"
+    summary = "A seat freed and the first on the waiting list now holds it."
+
+
+class RegistrationCancelled(RegistrationPayload):
+    event_type = "registration.cancelled.v1"
+    summary = "A registration was cancelled (by the participant, an admin, or because the møteplass was cancelled)."
+    reason: Literal["participant", "admin", "event_cancelled", "left_waiting_list"] = "participant"
+
+
+class RegistrationCheckedIn(RegistrationPayload):
+    event_type = "registration.checked_in.v1"
+    summary = "A participant was checked in at the door."
+
+
+class RegistrationErased(Payload):
+    event_type = "registration.erased.v1"
+    summary = "A person's data was erased (on request or at the end of retention): delete or anonymise your copies."
+    registration_id: str
+    event_slug: str
+    email: personal(EmailStr, "Whose copies to delete")
+    reason: Literal["request", "retention"]
+
+
+class GuestInvited(Payload):
+    event_type = "registration.guest_invited.v1"
+    summary = "A participant from a municipality invited one guest from outside it."
+    event: EventInfo
+    registration_id: str
+    inviter_name: personal(str)
+    municipality: str
+    guest_email: personal(EmailStr)
+    language: Language
+    invite_url: personal(str, SECRET_LINK)
+
+
+class EventChange(Payload):
+    event: EventInfo
+    changed: list[str] = Field(default_factory=list, description="Names of the fields that changed")
+
+
+class EventPublished(EventChange):
+    event_type = "event.published.v1"
+    summary = "A møteplass is open for registration."
+
+
+class EventUpdated(EventChange):
+    event_type = "event.updated.v1"
+    summary = "The time or place of a møteplass changed."
+    previous_starts_at: datetime | None = None
+
+
+class EventCancelled(EventChange):
+    event_type = "event.cancelled.v1"
+    summary = "A møteplass was cancelled."

@@ -1,0 +1,69 @@
+"""Transactional outbox on single-document atomicity: the event to publish is written into the same document as
+the change that caused it (an `outbox` array), then published and pulled. A relay sweeps on start-up and
+periodically for entries a crashed or disconnected process left behind, so no event is ever lost."""
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from .bus import Bus
+from .messages import CloudEvent
+
+log = logging.getLogger(__name__)
+FIELD = "outbox"
+
+
+def entry(event: CloudEvent) -> dict:
+    """The outbox entry to `$push` in the same update as the state change."""
+    return {"id": event.id, "type": event.type, "routing_key": event.routing_key,
+            "body": event.model_dump_json(), "created_at": datetime.now(UTC)}
+
+
+class Outbox:
+    def __init__(self, bus: Bus, collections: list[AsyncCollection], grace: timedelta = timedelta(seconds=5)):
+        self.bus = bus
+        self.collections = collections
+        # The request that wrote an entry publishes it itself; the sweep leaves young entries to it.
+        self.grace = grace
+
+    async def ensure_indexes(self) -> None:
+        for collection in self.collections:
+            await collection.create_index(f"{FIELD}.created_at", sparse=True)
+
+    async def flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
+        """Publish entries (confirmed by the broker) and only then remove them from the document."""
+        for item in entries:
+            await self.bus.publish_raw(item["routing_key"], item["body"].encode(), item["id"], item["type"])
+        if entries:
+            await collection.update_one({"_id": doc_id}, {"$pull": {FIELD: {"id": {"$in": [e["id"] for e in entries]}}}})
+
+    async def try_flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
+        """Publish now if the broker is there; otherwise the relay will (the entries are safe in the store)."""
+        try:
+            await self.flush(collection, doc_id, entries)
+        except Exception:
+            log.warning("publish deferred to the outbox relay", exc_info=True)
+
+    async def sweep(self, grace: timedelta | None = None) -> int:
+        cutoff = datetime.now(UTC) - (self.grace if grace is None else grace)
+        published = 0
+        for collection in self.collections:
+            cursor = collection.find({f"{FIELD}.created_at": {"$lte": cutoff}}, {FIELD: 1})
+            async for doc in cursor:
+                await self.flush(collection, doc["_id"], doc[FIELD])
+                published += len(doc[FIELD])
+        if published:
+            log.info("outbox relay published %d event(s)", published)
+        return published
+
+    async def run(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox sweep failed; will try again", exc_info=True)
+            await asyncio.sleep(interval_s)

@@ -1,0 +1,87 @@
+"""What a service holds for its lifetime (its own database, the bus, background tasks) and how it is run."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+
+from aiohttp import web
+
+from . import logs
+from .auth import Verifier
+from .bus import Bus
+from .http import Api, service_app
+from .mongo import connect, database, ping
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, service: str):
+        self.settings = settings
+        self.service = service
+        self.client = connect(settings)
+        self.db = database(self.client, settings, service)
+        self.bus = Bus(settings, source=f"/moteplass/{service}")
+        self.tasks: list[asyncio.Task] = []
+
+    @property
+    def ready_checks(self) -> dict[str, Callable[[], Awaitable]]:
+        return {"store": lambda: ping(self.client), "broker": self._broker_ready}
+
+    async def _broker_ready(self) -> None:
+        if not self.bus.is_connected:
+            raise ConnectionError("not connected to the broker")
+
+    async def start(self, attempts: int = 30) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.bus.connect()
+                return
+            except (ConnectionError, OSError) as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("broker not reachable yet (%s); retrying", exc)
+                await asyncio.sleep(1)
+
+    def spawn(self, coro: Coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self.tasks.append(task)
+        return task
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.bus.close()
+        await self.client.close()
+
+
+def run(app: web.Application, settings: Settings, service: str, port: int) -> None:
+    logs.configure(service, settings.log_level)
+    log.info("starting %s on http://%s:%d", service, settings.host, port)
+    web.run_app(app, host=settings.host, port=port, access_log=None, print=None)
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+Setup = Callable[[web.Application, Runtime], Awaitable[None]]
+
+
+def create_service_app(service: str, settings: Settings, *, api: Api | None = None, setup: Setup | None = None,
+                       ) -> web.Application:
+    """An aiohttp app with the service's runtime started before it serves and stopped after it."""
+    runtime = Runtime(settings, service)
+    app = service_app(service, Verifier(settings), runtime.ready_checks)
+    app[RUNTIME] = runtime
+    if api is not None:
+        api.install(app)
+
+    async def lifecycle(app: web.Application):
+        await runtime.start()
+        if setup is not None:
+            await setup(app, runtime)
+        yield
+        await runtime.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

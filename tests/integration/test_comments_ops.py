@@ -1,0 +1,17 @@
+import aiohttp
+
+from services.comments.app import create_app
+
+
+async def test_comments_service_reports_health_readiness_and_metrics(start_service):
+    base = await start_service(create_app, "comments")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["service"] == "comments"
+        async with http.get(f"{base}/readyz") as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["checks"] == {"store": "ok", "broker": "ok"}
+        async with http.get(f"{base}/metrics") as resp:
+            assert resp.status == 200
+            assert "http_requests_total" in await resp.text()
