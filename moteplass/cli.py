@@ -61,5 +61,20 @@ def mailsink(host: str, smtp_port: int, http_port: int) -> None:
         pass
 
 
+def _add_service_commands() -> None:
+    """A service may offer commands in services/<name>/cli.py as a list `commands` of click commands or groups."""
+    for service in ("registration", "comments", "notifications"):
+        try:
+            module = importlib.import_module(f"services.{service}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"services.{service}.cli":
+                raise
+            continue
+        for command in module.commands:
+            main.add_command(command)
+
+
+_add_service_commands()
+
 if __name__ == "__main__":
     main()
