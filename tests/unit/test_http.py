@@ -1,0 +1,94 @@
+"""The HTTP plumbing every service shares: typed routes, JSON errors with per-field details, auth, OpenAPI."""
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import BaseModel, EmailStr
+
+from shared.auth import Role, Verifier, issue_token
+from shared.http import Api, ApiError, Reply, service_app
+from shared.settings import Settings
+
+SETTINGS = Settings(jwt_secret="unit-test-secret-long-enough-for-hs256")
+api = Api("test")
+
+
+class Person(BaseModel):
+    name: str
+    email: EmailStr
+    consent: bool
+
+
+@api.route("POST", "/people", body=Person, response=Person, status=201, errors={409: "Already there"})
+async def add_person(request: web.Request, body: Person) -> Person | Reply:
+    if body.name == "taken":
+        raise ApiError(409, "Finst frå før.")
+    return body
+
+
+@api.route("GET", "/secret", roles={Role.admin})
+async def secret(request: web.Request, claims: dict) -> dict:
+    return {"sub": claims["sub"]}
+
+
+def client() -> TestClient:
+    app = service_app("test", Verifier(SETTINGS), {})
+    api.install(app)
+    return TestClient(TestServer(app))
+
+
+async def test_valid_body_is_parsed_and_answered_with_the_route_status():
+    async with client() as c:
+        resp = await c.post("/people", json={"name": "Kari", "email": "kari@example.no", "consent": True})
+        assert resp.status == 201
+        assert await resp.json() == {"name": "Kari", "email": "kari@example.no", "consent": True}
+        assert resp.headers["X-Request-Id"]
+
+
+async def test_invalid_fields_give_422_with_a_message_per_field():
+    async with client() as c:
+        resp = await c.post("/people", json={"name": {"$ne": None}, "email": "nope"})
+        assert resp.status == 422
+        error = (await resp.json())["error"]
+        by_field = {d["field"]: d["message"] for d in error["details"]}
+        assert set(by_field) == {"name", "email", "consent"}
+        assert by_field["consent"] == "Feltet er obligatorisk."
+        assert by_field["name"] == "Feltet må vere tekst."
+
+
+async def test_non_json_and_non_object_bodies_are_refused_readably():
+    async with client() as c:
+        resp = await c.post("/people", data=b"{not json")
+        assert resp.status == 400
+        assert "JSON" in (await resp.json())["error"]["message"]
+        resp = await c.post("/people", json=[1, 2])
+        assert resp.status == 422
+
+
+async def test_domain_refusals_and_unknown_routes_are_json():
+    async with client() as c:
+        resp = await c.post("/people", json={"name": "taken", "email": "t@example.no", "consent": True})
+        assert resp.status == 409
+        assert (await resp.json())["error"]["message"] == "Finst frå før."
+        resp = await c.get("/nowhere")
+        assert resp.status == 404
+        assert (await resp.json())["error"]["status"] == 404
+
+
+async def test_role_protected_route_wants_a_token_of_that_role():
+    async with client() as c:
+        assert (await c.get("/secret")).status == 401
+        moderator = issue_token(SETTINGS, Role.moderator)
+        assert (await c.get("/secret", headers={"Authorization": f"Bearer {moderator}"})).status == 403
+        admin = issue_token(SETTINGS, Role.admin, subject="ola")
+        resp = await c.get("/secret", headers={"Authorization": f"Bearer {admin}"})
+        assert resp.status == 200 and (await resp.json()) == {"sub": "ola"}
+
+
+async def test_openapi_document_is_generated_from_the_route_models():
+    async with client() as c:
+        doc = await (await c.get("/openapi.json")).json()
+    post = doc["paths"]["/people"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Person"}
+    assert set(post["responses"]) == {"201", "409", "422"}
+    assert set(doc["components"]["schemas"]["Person"]["required"]) == {"name", "email", "consent"}
+    assert doc["paths"]["/secret"]["get"]["security"] == [{"bearer": []}]
