@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     comments_port: int = 8082
     notifications_port: int = 8083
     public_base_url: str = "http://127.0.0.1:8081"
+    # Where the notifications service is reached from a mail (one-click unsubscribe links).
+    notifications_public_url: str = "http://127.0.0.1:8083"
+    reminder_hours_before: float = Field(default=24, gt=0, description="When the reminder mail goes out")
 
     jwt_secret: SecretStr = SecretStr("dev-secret-change-me-in-production-32b")
     jwt_jwks_url: str | None = None
