@@ -16,9 +16,17 @@ FIELD = "outbox"
 
 
 def entry(event: CloudEvent) -> dict:
-    """The outbox entry to `$push` in the same update as the state change."""
+    """The outbox entry to append (see `add`) in the same update as the state change."""
     return {"id": event.id, "type": event.type, "routing_key": event.routing_key,
             "body": event.model_dump_json(), "created_at": datetime.now(UTC)}
+
+
+def add(entries: list[dict]) -> dict:
+    """The update operator that appends outbox entries. $addToSet rather than $push: nx-27017 0.8.1 stores
+    $push-ed sub-documents as JSON strings (which the sweep then cannot find). Entries carry unique ids, so on
+    MongoDB both mean the same. Unlike MongoDB, nx-27017's $addToSet does not create a missing array: create
+    documents with `outbox: []`."""
+    return {"$addToSet": {FIELD: {"$each": entries}}}
 
 
 class Outbox:
