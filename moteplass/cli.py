@@ -47,6 +47,21 @@ def token(role: str, subject: str, hours: int) -> None:
 
 
 @main.command()
+@click.option("--check", is_flag=True, help="Only check: exit 1 when the checked-in files are stale.")
+def schemas(check: bool) -> None:
+    """Generate docs/schemas/*.json, docs/asyncapi.yaml and the README's event catalogue from shared.messages."""
+    from . import contract
+
+    changed = contract.stale(ROOT) if check else contract.write(ROOT)
+    for path in changed:
+        click.echo(f"{'stale' if check else 'updated'}: {path}")
+    if check and changed:
+        raise click.ClickException("generated contract files are stale; run `make schemas` and commit them")
+    if not changed:
+        click.echo("contract files are up to date")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--smtp-port", default=1025, show_default=True)
 @click.option("--http-port", default=8025, show_default=True)
