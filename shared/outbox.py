@@ -29,6 +29,11 @@ def add(entries: list[dict]) -> dict:
     return {"$addToSet": {FIELD: {"$each": entries}}}
 
 
+def _aware(moment: datetime) -> datetime:
+    # A client without tz_aware returns naive UTC datetimes.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Outbox:
     def __init__(self, bus: Bus, collections: list[AsyncCollection], grace: timedelta = timedelta(seconds=5)):
         self.bus = bus
@@ -58,10 +63,14 @@ class Outbox:
         cutoff = datetime.now(UTC) - (self.grace if grace is None else grace)
         published = 0
         for collection in self.collections:
-            cursor = collection.find({f"{FIELD}.created_at": {"$lte": cutoff}}, {FIELD: 1})
+            # nx-27017 (the local store) cannot compare fields inside arrays ("outbox.created_at" $lte matches
+            # nothing there), so find the documents that hold entries and pick the due ones here.
+            cursor = collection.find({"$nor": [{FIELD: {"$size": 0}}, {FIELD: {"$exists": False}}]}, {FIELD: 1})
             async for doc in cursor:
-                await self.flush(collection, doc["_id"], doc[FIELD])
-                published += len(doc[FIELD])
+                due = [e for e in doc[FIELD] if _aware(e["created_at"]) <= cutoff]
+                if due:
+                    await self.flush(collection, doc["_id"], due)
+                    published += len(due)
         if published:
             log.info("outbox relay published %d event(s)", published)
         return published

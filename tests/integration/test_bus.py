@@ -1,0 +1,154 @@
+"""The bus plumbing against the real RabbitMQ and store: confirms, retries, parking, idempotency, the outbox relay."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared import outbox as outbox_module
+from shared.bus import ATTEMPTS_HEADER, Bus
+from shared.idempotency import ProcessedMessages
+from shared.messages import CloudEvent, make_event
+from shared.messages.registration import EventInfo, RegistrationConfirmed
+from shared.outbox import Outbox
+
+pytestmark = pytest.mark.integration
+SERVICE = "notifications"  # the consuming service these tests pose as; the settings fixture cleans its queues
+
+
+def confirmed(email: str = "kari@baerum.kommune.no") -> CloudEvent:
+    starts = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    payload = RegistrationConfirmed(
+        event=EventInfo(slug="innovasjonsjam", title="Innovasjonsjam i Bærum", starts_at=starts,
+                        ends_at=starts + timedelta(hours=6), venue="Bærum rådhus"),
+        registration_id="r1", name="Kari Nordmann", email=email, language="nn", status="confirmed")
+    return make_event(payload, source="/moteplass/registration")
+
+
+async def until(condition, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def bus(settings):
+    value = await Bus(settings, source="/moteplass/test").connect()
+    yield value
+    await value.close()
+
+
+async def get_one(bus: Bus, queue: str, timeout_s: float = 10) -> aio_pika.abc.AbstractIncomingMessage:
+    channel = await bus.connection.channel()
+    target = await channel.get_queue(queue, ensure=False)
+    deadline = time.monotonic() + timeout_s
+    while (message := await target.get(fail=False)) is None:
+        assert time.monotonic() < deadline, f"nothing arrived in {queue}"
+        await asyncio.sleep(0.05)
+    await message.ack()
+    return message
+
+
+async def test_publish_with_confirms_and_consume(bus):
+    received: list[CloudEvent] = []
+
+    async def handle(event: CloudEvent) -> None:
+        received.append(event)
+
+    await bus.consume(SERVICE, ["registration.#"], handle)
+    event = confirmed()
+    await bus.publish(event)
+    await until(lambda: received)
+    assert received[0].id == event.id
+    assert isinstance(received[0].data, RegistrationConfirmed)
+    assert received[0].data.email == "kari@baerum.kommune.no"
+
+
+async def test_a_failing_handler_is_retried_after_the_delay_then_succeeds(bus, settings):
+    attempts: list[float] = []
+
+    async def flaky(event: CloudEvent) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise RuntimeError("SMTP server away")
+
+    await bus.consume(SERVICE, ["registration.#"], flaky)
+    await bus.publish(confirmed())
+    await until(lambda: len(attempts) == 2)
+    assert attempts[1] - attempts[0] >= settings.retry_delays_ms[0] / 1000 * 0.9
+
+
+async def test_an_always_failing_handler_ends_in_the_dead_queue_with_the_error(bus, settings):
+    attempts = 0
+
+    async def broken(event: CloudEvent) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ValueError("template missing")
+
+    names = await bus.consume(SERVICE, ["registration.#"], broken)
+    event = confirmed()
+    await bus.publish(event)
+    parked = await get_one(bus, names.dead)
+    assert attempts == settings.max_attempts
+    assert parked.message_id == event.id
+    assert parked.headers[ATTEMPTS_HEADER] == settings.max_attempts
+    assert "template missing" in parked.headers["x-error"]
+
+
+async def test_an_unreadable_message_is_parked_not_dropped(bus):
+    async def never(event: CloudEvent) -> None:
+        raise AssertionError("an unreadable message must not reach the handler")
+
+    names = await bus.consume(SERVICE, ["registration.#"], never)
+    await bus.publish_raw("registration.confirmed.v1", b"{not json", "m-garbled", "no.moteplass.registration.confirmed.v1")
+    parked = await get_one(bus, names.dead)
+    assert parked.body == b"{not json"
+    assert parked.headers["x-error"].startswith("unreadable")
+
+
+async def test_processed_messages_give_one_effect_for_a_redelivered_id(settings, mongo_url):
+    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    processed = ProcessedMessages(client[settings.db_name(SERVICE)], consumer="mailer")
+    await processed.ensure_indexes()
+    effects: list[str] = []
+
+    async def send_mail(event: CloudEvent) -> None:
+        effects.append(event.id)
+
+    handle = processed.once(send_mail)
+    event = confirmed()
+    await handle(event)
+    await handle(event)  # the broker redelivers the same message
+    await handle(confirmed())
+    assert effects == [event.id, effects[1]] and effects[1] != event.id
+    assert await processed.seen(event.id)
+    await client.close()
+
+
+async def test_outbox_sweep_publishes_a_stored_entry_and_removes_it(bus, settings, mongo_url):
+    received: list[CloudEvent] = []
+
+    async def handle(event: CloudEvent) -> None:
+        received.append(event)
+
+    await bus.consume(SERVICE, ["registration.#"], handle)
+    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    registrations = client[settings.db_name("registration")]["registrations"]
+    event = confirmed()
+    # The state change and its event in one write; then the process "dies" before publishing.
+    await registrations.insert_one({"_id": "r1", "status": "confirmed", "outbox": []})
+    await registrations.update_one({"_id": "r1"}, outbox_module.add([outbox_module.entry(event)]))
+
+    relay = Outbox(bus, [registrations])
+    assert await relay.sweep() == 0, "a young entry is left to the request that wrote it"
+    assert await relay.sweep(grace=timedelta(0)) == 1
+    await until(lambda: received)
+    assert received[0].id == event.id
+    assert (await registrations.find_one({"_id": "r1"}))["outbox"] == []
+    assert await relay.sweep(grace=timedelta(0)) == 0
+    await client.close()
