@@ -30,6 +30,17 @@ class Mailbox:
     async def raw(self, message_id: str) -> str:
         return await self._get(f"/api/v1/message/{message_id}/raw")
 
+    async def part(self, message_id: str, part_id: str) -> tuple[str, bytes]:
+        """(content type, bytes) of one MIME part, e.g. an attachment's PartID."""
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"{self.api_url}/api/v1/message/{message_id}/part/{part_id}") as resp:
+            resp.raise_for_status()
+            return resp.content_type, await resp.read()
+
+    async def delete_all(self) -> None:
+        async with aiohttp.ClientSession() as session, session.delete(f"{self.api_url}/api/v1/messages") as resp:
+            resp.raise_for_status()
+
     async def wait_for(self, address: str, count: int = 1, timeout_s: float = 15, subject_contains: str = "") -> list[dict]:
         """Wait until `count` mails matching the filter have arrived for address; return them in full, oldest first."""
         deadline = time.monotonic() + timeout_s
