@@ -1,0 +1,114 @@
+"""Registration rules: pure functions over plain values and store documents, no I/O."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+from shared.messages.registration import EventInfo, RegistrationStatus
+
+
+class Status(StrEnum):
+    """A registration's state in the store: the public statuses plus two short-lived steps of a flow, so that a
+    flow cut short by a crash can be finished by the reconciler."""
+
+    pending_confirmation = RegistrationStatus.pending_confirmation.value
+    confirmed = RegistrationStatus.confirmed.value
+    waitlisted = RegistrationStatus.waitlisted.value
+    cancelled = RegistrationStatus.cancelled.value
+    checked_in = RegistrationStatus.checked_in.value
+    allocating = "allocating"  # stored, a seat or waiting-list place being taken
+    cancelling = "cancelling"  # marked cancelled, its seat or place being given back
+
+
+ACTIVE = (Status.confirmed, Status.waitlisted, Status.checked_in)
+
+
+class Refused(Exception):
+    """A rule says no; the message is for the participant (Norwegian)."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def normalise_email(email: str) -> str:
+    # One person, one registration: addresses differing only in case are the same mailbox in practice.
+    return email.strip().lower()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(stored_hash: str | None, token: str | None) -> bool:
+    return bool(stored_hash and token) and hmac.compare_digest(stored_hash, hash_token(token))
+
+
+def local_time(moment: datetime, timezone: str, language: str = "nn") -> str:
+    return format_datetime(moment, "d. MMMM y 'kl.' HH:mm", tzinfo=ZoneInfo(timezone),
+                           locale={"en": "en_GB"}.get(language, language))
+
+
+def check_window(event: dict, now: datetime) -> None:
+    """Registration is open between registration_opens_at and registration_closes_at, and never after the start."""
+    opens, closes = event.get("registration_opens_at"), event.get("registration_closes_at")
+    if event.get("cancelled_at"):
+        raise Refused("Møteplassen er avlyst.")
+    if opens and now < opens:
+        raise Refused(f"Påmeldinga opnar {local_time(opens, event['timezone'])}.")
+    if (closes and now >= closes) or now >= event["starts_at"]:
+        raise Refused("Påmeldinga er stengd.")
+
+
+def schedule_problems(starts_at: datetime, ends_at: datetime, opens: datetime | None,
+                      closes: datetime | None) -> list[dict]:
+    """Per-field problems with a møteplass's times (for a 422)."""
+    problems = []
+    if ends_at <= starts_at:
+        problems.append({"field": "ends_at", "message": "Slutten må vere etter starten."})
+    if closes and closes > starts_at:
+        problems.append({"field": "registration_closes_at", "message": "Påmeldinga må stengje før møteplassen startar."})
+    if opens and closes and closes <= opens:
+        problems.append({"field": "registration_closes_at", "message": "Påmeldinga må stengje etter at ho opnar."})
+    return problems
+
+
+def seats_left(event: dict) -> int:
+    return max(0, event["capacity"] - len(event["seats"]))
+
+
+def placement(event: dict, registration_id: str) -> tuple[Status, int | None] | None:
+    """Where a registration stands in the event document: (confirmed, None), (waitlisted, position) or None."""
+    if registration_id in event["seats"]:
+        return Status.confirmed, None
+    if registration_id in event["waitlist"]:
+        return Status.waitlisted, event["waitlist"].index(registration_id) + 1
+    return None
+
+
+def cancel_reason(status: str) -> str:
+    return "left_waiting_list" if status == Status.waitlisted else "participant"
+
+
+def next_in_line(event: dict) -> str | None:
+    """Who is promoted now: the first on the waiting list, if a seat is free."""
+    return event["waitlist"][0] if event["waitlist"] and seats_left(event) > 0 else None
+
+
+def event_info(event: dict, base_url: str) -> EventInfo:
+    return EventInfo(slug=event["_id"], title=event["title"], starts_at=event["starts_at"], ends_at=event["ends_at"],
+                     venue=event["venue"], timezone=event["timezone"], language=event["language"],
+                     url=f"{base_url}/events/{event['_id']}", sequence=event.get("sequence", 0))
+
+
+def manage_url(base_url: str, registration_id: str, token: str) -> str:
+    return f"{base_url}/registrations/{registration_id}?token={token}"

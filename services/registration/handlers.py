@@ -1,0 +1,81 @@
+"""HTTP entrypoints: validate, authorise, call a flow, shape the answer."""
+
+from aiohttp import web
+
+from shared.auth import Role
+from shared.http import Api, ApiError
+
+from . import domain
+from .api import EventIn, EventOut, RegistrationIn, RegistrationOut, TokenQuery
+from .domain import Refused
+from .flows import Registrations
+
+REGISTRATIONS = web.AppKey("registrations", Registrations)
+ADMIN = {Role.admin}
+
+api = Api("Møteplass registration", description="Møteplassar, registrations with atomic seats and a waiting list.")
+
+
+def flows(request: web.Request) -> Registrations:
+    return request.app[REGISTRATIONS]
+
+
+def event_out(doc: dict) -> EventOut:
+    return EventOut(slug=doc["_id"], **{k: doc.get(k) for k in EventOut.model_fields if k not in
+                                        ("slug", "seats_left", "waitlist_length")},
+                    seats_left=domain.seats_left(doc), waitlist_length=len(doc["waitlist"]))
+
+
+def registration_out(doc: dict) -> RegistrationOut:
+    return RegistrationOut(id=doc["_id"], **{k: doc.get(k) for k in RegistrationOut.model_fields if k != "id"})
+
+
+async def refusals(call):
+    """Domain refusals become clear JSON errors."""
+    try:
+        return await call
+    except Refused as exc:
+        raise ApiError(exc.status, exc.message) from exc
+
+
+@api.route("POST", "/events", body=EventIn, response=EventOut, status=201, roles=ADMIN,
+           errors={409: "A møteplass with this slug exists"})
+async def create_event(request: web.Request, body: EventIn, claims: dict) -> EventOut:
+    """Create a møteplass (open for registration at once)."""
+    if problems := domain.schedule_problems(body.starts_at, body.ends_at, body.registration_opens_at,
+                                            body.registration_closes_at):
+        raise ApiError(422, "Nokre felt er ikkje rett utfylte.", problems)
+    return event_out(await refusals(flows(request).create_event(body)))
+
+
+@api.route("GET", "/events", response=list[EventOut])
+async def list_events(request: web.Request) -> list[EventOut]:
+    """All møteplassar, soonest first, with seats left."""
+    return [event_out(doc) for doc in await flows(request).store.events_list()]
+
+
+@api.route("GET", "/events/{slug}", response=EventOut, errors={404: "No such møteplass"})
+async def get_event(request: web.Request) -> EventOut:
+    """One møteplass, with seats left."""
+    return event_out(await refusals(flows(request).event(request.match_info["slug"])))
+
+
+@api.route("POST", "/events/{slug}/registrations", body=RegistrationIn, response=RegistrationOut, status=201,
+           errors={404: "No such møteplass", 409: "Already registered, or registration is not open"})
+async def register(request: web.Request, body: RegistrationIn) -> RegistrationOut:
+    """Register: a seat if one is free, else a place on the waiting list. The personal link comes by email."""
+    return registration_out(await refusals(flows(request).register(request.match_info["slug"], body)))
+
+
+@api.route("GET", "/registrations/{id}", query=TokenQuery, response=RegistrationOut,
+           errors={404: "No such registration, or the token does not match"})
+async def view_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:
+    """The participant's own registration (secret link from the email)."""
+    return registration_out(await refusals(flows(request).view(request.match_info["id"], query.token)))
+
+
+@api.route("DELETE", "/registrations/{id}", query=TokenQuery, status=204,
+           errors={404: "No such registration, or the token does not match", 409: "Cannot be cancelled now"})
+async def cancel_registration(request: web.Request, query: TokenQuery) -> None:
+    """Cancel (or leave the waiting list) by the secret link; the seat goes to the first in line at once."""
+    await refusals(flows(request).cancel(request.match_info["id"], query.token))

@@ -1,0 +1,107 @@
+"""A process that dies part-way through a flow loses nothing: the next instance to start finishes the flow and
+publishes what was recorded. "Dying" is simulated by making the first instance's next step fail and silencing
+its relay, so only the second instance can recover."""
+
+from aiohttp import web
+from pymongo import AsyncMongoClient
+
+from services.registration.app import create_app
+from services.registration.handlers import REGISTRATIONS
+from tests.conftest import free_port
+
+from .conftest import event_body, person
+from .test_registration import manage_link
+
+
+class Crash(Exception):
+    pass
+
+
+async def crash(*_args, **_kwargs):
+    raise Crash("the process died here")
+
+
+async def nothing(*_args, **_kwargs):
+    return 0
+
+
+async def start_doomed(start_service, settings):
+    """An instance whose relay never runs, returned with its flows so a test can break one step."""
+    app = create_app(settings)
+    base = await start_service(lambda _: app, "registration")
+    flows = app[REGISTRATIONS]
+    flows.outbox.sweep = nothing
+    return base, flows
+
+
+async def registration_doc(settings, rid: str) -> dict:
+    client = AsyncMongoClient(settings.mongo_url)
+    try:
+        return await client[settings.db_name("registration")]["registrations"].find_one({"_id": rid})
+    finally:
+        await client.close()
+
+
+async def post(http, url: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
+    async with http.post(url, json=body, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_crash_between_store_write_and_publish_is_published_by_the_relay(settings, start_service, tap, http,
+                                                                               admin_headers):
+    base, flows = await start_doomed(start_service, settings)
+    assert (await post(http, f"{base}/events", event_body(), admin_headers))[0] == 201
+    flows.outbox.try_flush = nothing  # dies right after the write, before publishing
+    status, created = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1))
+    assert status == 201
+
+    stored = await registration_doc(settings, created["id"])
+    assert stored["status"] == "confirmed"
+    assert [e["type"] for e in stored["outbox"]] == ["no.moteplass.registration.confirmed.v1"]
+    assert not tap.of_type("registration.confirmed")
+
+    await start_service(create_app, "registration", port=free_port())
+    [message] = await tap.wait_for("registration.confirmed")
+    assert message["id"] == stored["outbox"][0]["id"] and message["data"]["registration_id"] == created["id"]
+    assert (await registration_doc(settings, created["id"]))["outbox"] == []
+
+
+async def test_crash_after_taking_a_seat_is_finished_by_the_next_instance(settings, start_service, tap, http,
+                                                                          admin_headers):
+    base, flows = await start_doomed(start_service, settings)
+    assert (await post(http, f"{base}/events", event_body(capacity=1), admin_headers))[0] == 201
+    real_transition = flows.store.transition
+    flows.store.transition = crash  # the seat is taken, the registration never learns it
+    status, _ = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1))
+    assert status == 500
+    flows.store.transition = real_transition
+    async with http.get(f"{base}/events/innovasjonsjam") as resp:
+        assert (await resp.json())["seats_left"] == 0
+
+    second = await start_service(create_app, "registration", port=free_port())
+    [message] = await tap.wait_for("registration.confirmed")
+    path, token = await manage_link(tap, message["data"]["registration_id"], "registration.confirmed")
+    async with http.get(f"{second}{path}", params={"token": token}) as resp:
+        assert (await resp.json())["status"] == "confirmed"
+    # Finished, not repeated: the seat is still taken once, and the next person waits.
+    status, late = await post(http, f"{second}/events/innovasjonsjam/registrations", person(2))
+    assert (status, late["status"], late["position"]) == (201, "waitlisted", 1)
+
+
+async def test_crash_while_cancelling_is_finished_and_the_seat_passed_on(settings, start_service, tap, http,
+                                                                         admin_headers):
+    base, flows = await start_doomed(start_service, settings)
+    assert (await post(http, f"{base}/events", event_body(capacity=1), admin_headers))[0] == 201
+    _, holder = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1))
+    _, waiting = await post(http, f"{base}/events/innovasjonsjam/registrations", person(2))
+    path, token = await manage_link(tap, holder["id"], "registration.confirmed")
+    flows.store.release = crash  # marked as cancelling, the seat never given back
+    async with http.delete(f"{base}{path}", params={"token": token}) as resp:
+        assert resp.status == 500
+    assert (await registration_doc(settings, holder["id"]))["status"] == "cancelling"
+
+    await start_service(create_app, "registration", port=free_port())
+    [cancelled] = await tap.wait_for("registration.cancelled")
+    [promoted] = await tap.wait_for("registration.promoted")
+    assert cancelled["data"]["registration_id"] == holder["id"]
+    assert promoted["data"]["registration_id"] == waiting["id"]

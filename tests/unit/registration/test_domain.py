@@ -1,0 +1,80 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.registration import domain
+from services.registration.domain import Refused, Status
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def event(**changes) -> dict:
+    return {"_id": "jam", "title": "Jam", "starts_at": NOW + timedelta(days=7), "ends_at": NOW + timedelta(days=7, hours=6),
+            "venue": "Bærum", "timezone": "Europe/Oslo", "language": "nn", "capacity": 2, "seats": [], "waitlist": [],
+            "registration_opens_at": None, "registration_closes_at": None, **changes}
+
+
+def test_emails_differing_in_case_or_spaces_are_one_person():
+    assert domain.normalise_email(" Kari@Baerum.Kommune.NO ") == "kari@baerum.kommune.no"
+
+
+def test_tokens_are_long_random_and_matched_only_by_their_hash():
+    token = domain.new_token()
+    assert len(token) >= 43 and token != domain.new_token()
+    stored = domain.hash_token(token)
+    assert token not in stored
+    assert domain.token_matches(stored, token)
+    assert not domain.token_matches(stored, token + "x")
+    assert not domain.token_matches(stored, None) and not domain.token_matches(None, token)
+
+
+def test_registration_is_open_inside_the_window():
+    domain.check_window(event(registration_opens_at=NOW - timedelta(days=1),
+                              registration_closes_at=NOW + timedelta(days=1)), NOW)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"registration_opens_at": datetime(2026, 12, 1, 8, 0, tzinfo=UTC)}, "opnar 1. desember 2026 kl. 09:00"),
+    ({"registration_closes_at": NOW}, "stengd"),
+    ({"starts_at": NOW - timedelta(minutes=1)}, "stengd"),
+    ({"cancelled_at": NOW - timedelta(days=1)}, "avlyst"),
+])
+def test_registration_outside_the_window_is_refused_with_a_reason(changes, words):
+    with pytest.raises(Refused) as refused:
+        domain.check_window(event(**changes), NOW)
+    assert words in refused.value.message and refused.value.status == 409
+
+
+def test_schedule_problems_name_the_field():
+    start = NOW + timedelta(days=1)
+    assert domain.schedule_problems(start, start + timedelta(hours=1), None, None) == []
+    assert [p["field"] for p in domain.schedule_problems(start, start, None, None)] == ["ends_at"]
+    assert [p["field"] for p in domain.schedule_problems(start, start + timedelta(hours=1), start,
+                                                         start - timedelta(days=1))] == ["registration_closes_at"]
+    assert [p["field"] for p in domain.schedule_problems(start, start + timedelta(hours=1), None,
+                                                         start + timedelta(minutes=1))] == ["registration_closes_at"]
+
+
+def test_placement_seats_and_waiting_list_positions():
+    doc = event(seats=["a", "b"], waitlist=["c", "d"])
+    assert domain.placement(doc, "a") == (Status.confirmed, None)
+    assert domain.placement(doc, "d") == (Status.waitlisted, 2)
+    assert domain.placement(doc, "x") is None
+    assert domain.seats_left(doc) == 0 and domain.seats_left(event(seats=["a"])) == 1
+    assert domain.seats_left(event(capacity=1, seats=["a", "b"])) == 0  # capacity lowered below the seats held
+
+
+def test_the_first_in_line_is_promoted_only_when_a_seat_is_free():
+    assert domain.next_in_line(event(seats=["a", "b"], waitlist=["c", "d"])) is None
+    assert domain.next_in_line(event(seats=["a"], waitlist=["c", "d"])) == "c"
+    assert domain.next_in_line(event(seats=["a"])) is None
+
+
+def test_cancel_reason_says_whether_a_place_on_the_list_was_left():
+    assert domain.cancel_reason(Status.waitlisted) == "left_waiting_list"
+    assert domain.cancel_reason(Status.confirmed) == "participant"
+
+
+def test_event_info_for_messages():
+    info = domain.event_info(event(sequence=3), "https://moteplass.example")
+    assert (info.slug, info.url, info.sequence) == ("jam", "https://moteplass.example/events/jam", 3)
