@@ -1,17 +1,47 @@
 """Comments service: threads of comments per page or event, with moderation."""
 
+import asyncio
+from datetime import timedelta
+
 from aiohttp import web
 
-from shared.http import Api
-from shared.runtime import create_service_app, run
+from shared.idempotency import ProcessedMessages
+from shared.outbox import Outbox
+from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
+from .api import COMMENTS, Comments, api
+from .cache import PageCache
+from .config import CommentsConfig
+from .consumers import erasure_handler
+from .store import Store
+
 SERVICE = "comments"
-api = Api("Møteplass comments", description="Comment threads per page or event, with moderation.")
 
 
-def create_app(settings: Settings | None = None) -> web.Application:
-    return create_service_app(SERVICE, settings or get_settings(), api=api)
+def create_app(settings: Settings | None = None, config: CommentsConfig | None = None) -> web.Application:
+    settings = settings or get_settings()
+    config = config or CommentsConfig()
+
+    async def setup(_: web.Application, runtime: Runtime) -> None:
+        processed = ProcessedMessages(runtime.db, SERVICE)
+        for indexes in (comments.store.ensure_indexes, comments.outbox.ensure_indexes, processed.ensure_indexes):
+            await indexes()
+        await comments.outbox.sweep(grace=timedelta(0))  # what a previous process stored but did not publish
+        runtime.spawn(comments.outbox.run(settings.relay_interval_s))
+        await runtime.bus.consume(SERVICE, ["registration.erased.#"], processed.once(erasure_handler(comments)))
+
+    app = create_service_app(SERVICE, settings, api=api, setup=setup)
+    runtime = app[RUNTIME]
+    store = Store(runtime.db)
+    comments = Comments(settings, config, store, Outbox(runtime.bus, [store.comments]), PageCache(config.cache_ttl_s))
+    app[COMMENTS] = comments
+
+    async def finish_publishing(_: web.Application) -> None:
+        await asyncio.gather(*comments.publishing, return_exceptions=True)
+
+    app.on_shutdown.append(finish_publishing)
+    return app
 
 
 def main() -> None:

@@ -1,0 +1,414 @@
+"""HTTP entrypoints of the comments service: public threads, the author's edit window, moderation."""
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from pydantic import BaseModel, EmailStr, Field
+from pymongo.errors import DuplicateKeyError
+
+from shared.auth import Role
+from shared.http import Api, ApiError
+from shared.messages import CloudEvent, make_event
+from shared.messages.comments import (CommentDeleted, CommentPublished, CommentRejected, CommentStatus,
+                                      CommentSubmitted, ParentComment)
+from shared.messages.common import Language
+from shared.outbox import Outbox
+from shared.settings import Settings
+
+from . import domain
+from .cache import PageCache
+from .config import CommentsConfig
+from .domain import Action, BadCursor, BadToken, Purpose, Sort, text
+from .store import Store, object_id
+
+api = Api("Møteplass comments", description="Comment threads per page or event, with pre-moderation. "
+          "Public output never carries an email, an IP or a token.")
+MODERATORS = {Role.moderator, Role.admin}
+
+
+@dataclass
+class Comments:
+    """What the handlers share: the store, the outbox, the page cache and the configuration."""
+
+    settings: Settings
+    config: CommentsConfig
+    store: Store
+    outbox: Outbox
+    cache: PageCache
+    publishing: set[asyncio.Task] = field(default_factory=set)
+
+    @property
+    def secret(self) -> str:
+        return self.settings.jwt_secret.get_secret_value()
+
+    def publish_soon(self, doc: dict | None) -> None:
+        """Publish the document's outbox entries after the response; the relay retries whatever this misses."""
+        if doc and doc.get("outbox"):
+            task = asyncio.create_task(self.outbox.try_flush(self.store.comments, doc["_id"], doc["outbox"]))
+            self.publishing.add(task)
+            task.add_done_callback(self.publishing.discard)
+
+    def comment_url(self, doc: dict) -> str:
+        return f"{self.settings.public_base_url}/{doc['thread_id'].lstrip('/')}#kommentar-{doc['_id']}"
+
+    def event(self, payload, doc: dict, request: web.Request | None) -> CloudEvent:
+        return make_event(payload, source="/moteplass/comments", subject=str(doc["_id"]),
+                          correlation_id=request.headers.get("X-Request-Id") if request else None)
+
+    async def status_event(self, doc: dict, request: web.Request | None, held_because: str | None = None
+                           ) -> CloudEvent:
+        """The message a comment's (new) status calls for."""
+        status = doc["status"]
+        fields = dict(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), author_name=doc["author_name"],
+                      language=doc.get("language", Language.nn), excerpt=domain.excerpt(doc["html"]),
+                      url=self.comment_url(doc), status=status)
+        if status == CommentStatus.pending:
+            return self.event(CommentSubmitted(
+                **fields, held_because=held_because or "pre_moderation", moderator_emails=self.config.moderators,
+                moderation_url=f"{self.settings.public_base_url}/moderation/comments?status=pending"), doc, request)
+        if status == CommentStatus.approved:
+            return self.event(CommentPublished(**fields, parent=await self.parent_info(doc)), doc, request)
+        return self.event(CommentRejected(**fields), doc, request)
+
+    async def parent_info(self, doc: dict) -> ParentComment | None:
+        """Who the reply answers; their address only if they asked for reply mails and are not the replier."""
+        parent = await self.store.get(str(doc["reply_to"])) if doc.get("reply_to") else None
+        if parent is None or parent["status"] == CommentStatus.deleted:
+            return None
+        info = {"comment_id": str(parent["_id"]), "author_name": parent["author_name"],
+                "language": parent.get("language", Language.nn)}
+        if parent.get("notify_replies") and parent.get("email") and parent["email"] != doc.get("email"):
+            token = domain.sign(self.secret, Purpose.unsubscribe, str(parent["_id"]))
+            info |= {"email": parent["email"], "unsubscribe_url":
+                     f"{self.settings.public_base_url}/comments/{parent['_id']}/unsubscribe?token={token}"}
+        return ParentComment(**info)
+
+    async def apply(self, doc: dict, action: Action, request: web.Request | None, by: str = "moderator"
+                    ) -> dict | None:
+        """A moderation (or the author's deletion) as one conditional write with its message; None if the
+        comment was not in a state the action applies to, or someone else changed it first."""
+        target, sources = domain.TRANSITIONS[action]
+        if doc["status"] not in sources:
+            return None
+        changes: dict = {"status": target, "moderated_at": datetime.now(UTC)}
+        unset: tuple[str, ...] = ()
+        if action == Action.delete:
+            has_replies = await self.store.has_replies(doc["_id"])
+            changes |= domain.deleted_fields() | {"listed": domain.listed(target, has_replies), "deleted_by": by}
+            unset = ("fingerprint",)
+            events = [self.event(CommentDeleted(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), by=by,
+                                                placeholder=has_replies), doc, request)]
+        else:
+            changes["listed"] = domain.listed(target, False)
+            events = [await self.status_event({**doc, **changes}, request)]
+        updated = await self.store.update(doc["_id"], {"status": doc["status"]}, changes, events, unset)
+        if updated is None:
+            return None
+        await self.count_reply(doc, was=doc["status"], now=target)
+        self.cache.drop(doc["thread_id"])
+        self.publish_soon(updated)
+        return updated
+
+    async def count_reply(self, doc: dict, was: CommentStatus | None, now: CommentStatus) -> None:
+        """Keep the top-level comment's count of approved replies (it orders 'most replied')."""
+        if doc.get("root_id") is None or (was == CommentStatus.approved) == (now == CommentStatus.approved):
+            return
+        await self.store.count_replies(doc["root_id"], 1 if now == CommentStatus.approved else -1)
+
+
+COMMENTS = web.AppKey("comments", Comments)
+
+
+def language(request: web.Request) -> Language:
+    return domain.language_of(request.headers.get("Accept-Language"))
+
+
+def client_ip(request: web.Request, config: CommentsConfig) -> str:
+    forwarded = request.headers.get("X-Forwarded-For") if config.trust_forwarded_for else None
+    return forwarded.split(",")[0].strip() if forwarded else (request.remote or "unknown")
+
+
+def thread_id_of(request: web.Request) -> str:
+    thread_id = request.match_info["thread"]
+    if len(thread_id) > domain.THREAD_MAX:
+        raise ApiError(404, "Fann ikkje tråden.")
+    return thread_id
+
+
+async def limit(ctx: Comments, request: web.Request, key: str, allowed: int, window: timedelta) -> None:
+    now = datetime.now(UTC)
+    count, ends = await ctx.store.hit(key, window, now)
+    if count > allowed:
+        retry_after = max(1, int((ends - now).total_seconds() + 0.999))
+        raise ApiError(429, text("rate", language(request)), headers={"Retry-After": str(retry_after)})
+
+
+async def found(ctx: Comments, request: web.Request) -> dict:
+    doc = await ctx.store.get(request.match_info["comment_id"])
+    if doc is None:
+        raise ApiError(404, text("not_found", language(request)))
+    return doc
+
+
+def authorised(ctx: Comments, request: web.Request, doc: dict, purpose: Purpose, token: str | None) -> None:
+    try:
+        domain.verify(ctx.secret, purpose, str(doc["_id"]), token)
+    except BadToken as exc:
+        raise ApiError(403, text("token", language(request))) from exc
+
+
+# ---- public ----------------------------------------------------------------------------------------------------
+
+
+class Created(BaseModel):
+    id: str
+    status: CommentStatus = Field(description="pending until a moderator approves (in pre-moderation)")
+    html: str
+    message: str
+    edit_token: str = Field(description="Send as X-Edit-Token to edit or delete within the edit window")
+    edit_until: datetime
+
+
+CREATED_TEXT = {
+    CommentStatus.approved: {Language.nn: "Takk for kommentaren!", Language.nb: "Takk for kommentaren!",
+                             Language.en: "Thank you for your comment!"},
+    CommentStatus.pending: {Language.nn: "Takk! Kommentaren blir synleg når ein moderator har godkjent han.",
+                            Language.nb: "Takk! Kommentaren blir synlig når en moderator har godkjent den.",
+                            Language.en: "Thank you! Your comment will appear once a moderator approves it."},
+}
+
+
+@api.route("POST", "/threads/{thread}/comments", body=domain.NewComment, response=Created, status=201,
+           errors={409: "The thread is closed, or the same text is already in it",
+                   429: "Too many comments from this address (see Retry-After)"})
+async def post_comment(request: web.Request, body: domain.NewComment):
+    """Write a comment or a reply (pre-moderated unless the thread says otherwise)."""
+    ctx, lang, thread_id = request.app[COMMENTS], language(request), thread_id_of(request)
+    config, ip = ctx.config, client_ip(request, ctx.config)
+    await limit(ctx, request, f"post:{ip}", config.posts_per_minute, timedelta(minutes=1))
+    thread = await ctx.store.thread(thread_id)
+    if thread is not None and (thread.get("closed") or thread.get("hidden")):
+        raise ApiError(409, text("closed", lang))
+    if thread is None:
+        await limit(ctx, request, f"thread:{ip}", config.new_threads_per_hour, timedelta(hours=1))
+        await ctx.store.ensure_thread(thread_id)
+    parent = None
+    if body.parent_id is not None:
+        parent = await ctx.store.get(body.parent_id)
+        if parent is None or parent["thread_id"] != thread_id or parent["status"] != CommentStatus.approved:
+            raise ApiError(422, "Nokre felt er ikkje rett utfylte.", [
+                {"field": "parent_id", "message": text("parent_not_found", lang), "type": "parent_not_found"}])
+    rendered = domain.render(body.body)
+    honeypot = bool(body.website.strip())
+    known = config.auto_approve_known and not honeypot and await ctx.store.known_author(body.email)
+    status, held = domain.initial_status(
+        moderation=(thread or {}).get("moderation", "pre"), links=domain.count_links(body.body),
+        max_links=config.max_links, honeypot=honeypot, known_author=known,
+        auto_approve_known=config.auto_approve_known)
+    now = datetime.now(UTC)
+    doc = {**domain.identity(), "thread_id": thread_id, **domain.placement(parent, config.max_depth),
+           "reply_to": parent["_id"] if parent else None, "author_name": body.author_name, "email": body.email,
+           "ip": ip, "language": body.language, "notify_replies": body.notify_replies, "body": body.body,
+           "html": rendered, "status": status, "listed": domain.listed(status, False), "reply_count": 0,
+           "created_at": now}
+    if not honeypot:  # a bot resubmitting its text should not learn it was caught
+        doc["fingerprint"] = domain.fingerprint(body.body)
+    event = None if honeypot else await ctx.status_event(doc, request, held)  # honeypot catches are silent
+    try:
+        await ctx.store.insert(doc, [event] if event else [])
+    except DuplicateKeyError as exc:
+        raise ApiError(409, text("duplicate", lang)) from exc
+    await ctx.count_reply(doc, was=None, now=status)
+    if doc["listed"]:
+        ctx.cache.drop(thread_id)
+    ctx.publish_soon(doc)
+    edit_until = now + timedelta(minutes=config.edit_minutes)
+    shown = CommentStatus.pending if honeypot else status
+    return Created(id=str(doc["_id"]), status=shown, html=rendered, message=CREATED_TEXT[shown][lang],
+                   edit_token=domain.sign(ctx.secret, Purpose.edit, str(doc["_id"]), edit_until - now, now),
+                   edit_until=edit_until)
+
+
+@api.route("GET", "/threads/{thread}/comments", query=domain.PageQuery, response=domain.Page,
+           errors={400: "Invalid cursor"})
+async def get_comments(request: web.Request, query: domain.PageQuery):
+    """Approved comments (and placeholders of deleted ones with replies), top-level paged, replies nested."""
+    ctx, lang, thread_id = request.app[COMMENTS], language(request), thread_id_of(request)
+    limit_ = query.limit or ctx.config.page_size
+    key = (query.sort, query.cursor, limit_, lang)
+    if (cached := ctx.cache.get(thread_id, key)) is not None:
+        return web.Response(body=cached, content_type="application/json")
+    try:
+        after = domain.after(query.sort, query.cursor)
+    except BadCursor as exc:
+        raise ApiError(400, text("cursor", lang)) from exc
+    thread = await ctx.store.thread(thread_id) or {}
+    info = domain.ThreadInfo(id=thread_id, closed=thread.get("closed", False), hidden=thread.get("hidden", False),
+                             moderation=thread.get("moderation", "pre"))
+    roots: list[dict] = [] if info.hidden else await ctx.store.page(thread_id, query.sort, after, limit_ + 1)
+    more = len(roots) > limit_
+    roots = roots[:limit_]
+    replies = await ctx.store.descendants([r["_id"] for r in roots])
+    page = domain.Page(thread=info, comments=domain.nest(roots, replies, ctx.config.nested_limit, lang),
+                       next_cursor=domain.encode_cursor(query.sort, roots[-1]) if more else None)
+    body = page.model_dump_json().encode()
+    ctx.cache.put(thread_id, key, body)
+    return web.Response(body=body, content_type="application/json")
+
+
+class Counts(BaseModel):
+    counts: dict[str, int] = Field(description="Approved comments per thread id")
+
+
+@api.route("POST", "/threads/counts", body=domain.CountsQuery, response=Counts)
+async def thread_counts(request: web.Request, body: domain.CountsQuery):
+    """Approved comment counts for many threads at once (for list pages)."""
+    found_counts = await request.app[COMMENTS].store.counts(body.threads)
+    return Counts(counts={thread: found_counts.get(thread, 0) for thread in body.threads})
+
+
+# ---- the author's edit window ----------------------------------------------------------------------------------
+
+
+class Edited(BaseModel):
+    id: str
+    status: CommentStatus
+    html: str
+
+
+@api.route("PATCH", "/comments/{comment_id}", body=domain.CommentEdit, response=Edited,
+           errors={403: "Missing, wrong or expired X-Edit-Token", 404: "No such comment",
+                   409: "The comment can no longer be changed, or the same text is already in the thread"})
+async def edit_comment(request: web.Request, body: domain.CommentEdit):
+    """Edit your comment within the edit window (header X-Edit-Token)."""
+    ctx, lang = request.app[COMMENTS], language(request)
+    doc = await found(ctx, request)
+    authorised(ctx, request, doc, Purpose.edit, request.headers.get("X-Edit-Token"))
+    if doc["status"] not in (CommentStatus.pending, CommentStatus.approved):
+        raise ApiError(409, text("gone", lang))
+    changes = {"body": body.body, "html": domain.render(body.body), "edited_at": datetime.now(UTC),
+               "fingerprint": domain.fingerprint(body.body)}
+    events = []
+    if doc["status"] == CommentStatus.approved and domain.count_links(body.body) > ctx.config.max_links:
+        changes |= {"status": CommentStatus.pending, "listed": False}
+        events.append(await ctx.status_event({**doc, **changes}, request, "too_many_links"))
+    try:
+        updated = await ctx.store.update(doc["_id"], {"status": doc["status"]}, changes, events)
+    except DuplicateKeyError as exc:
+        raise ApiError(409, text("duplicate", lang)) from exc
+    if updated is None:
+        raise ApiError(409, text("gone", lang))
+    await ctx.count_reply(doc, was=doc["status"], now=updated["status"])
+    ctx.cache.drop(doc["thread_id"])
+    ctx.publish_soon(updated)
+    return Edited(id=str(doc["_id"]), status=updated["status"], html=updated["html"])
+
+
+@api.route("DELETE", "/comments/{comment_id}", status=204,
+           errors={403: "Missing, wrong or expired X-Edit-Token", 404: "No such comment"})
+async def delete_own_comment(request: web.Request):
+    """Delete your comment within the edit window (header X-Edit-Token)."""
+    ctx = request.app[COMMENTS]
+    doc = await found(ctx, request)
+    authorised(ctx, request, doc, Purpose.edit, request.headers.get("X-Edit-Token"))
+    if doc["status"] != CommentStatus.deleted and await ctx.apply(doc, Action.delete, request, by="author") is None:
+        raise ApiError(409, text("gone", language(request)))
+
+
+class Message(BaseModel):
+    message: str
+
+
+UNSUBSCRIBED = {Language.nn: "Du får ikkje lenger e-post om svar på denne kommentaren.",
+                Language.nb: "Du får ikke lenger e-post om svar på denne kommentaren.",
+                Language.en: "You will no longer get mail about replies to this comment."}
+
+
+class TokenQuery(BaseModel):
+    token: str
+
+
+@api.route("GET", "/comments/{comment_id}/unsubscribe", query=TokenQuery, response=Message,
+           errors={403: "Invalid link", 404: "No such comment"})
+async def unsubscribe(request: web.Request, query: TokenQuery):
+    """Turn off reply mails for a comment (the signed link in a reply notice)."""
+    ctx = request.app[COMMENTS]
+    doc = await found(ctx, request)
+    authorised(ctx, request, doc, Purpose.unsubscribe, query.token)
+    await ctx.store.update(doc["_id"], {}, {"notify_replies": False}, [])
+    return Message(message=UNSUBSCRIBED[language(request)])
+
+
+# ---- moderation ------------------------------------------------------------------------------------------------
+
+
+class QueuedComment(BaseModel):
+    id: str
+    thread_id: str
+    parent_id: str | None
+    author_name: str
+    email: EmailStr | None = Field(default=None, description="For moderators only")
+    body: str
+    html: str
+    status: CommentStatus
+    created_at: datetime
+
+
+class Queue(BaseModel):
+    comments: list[QueuedComment]
+    next_cursor: str | None = None
+
+
+class QueueQuery(BaseModel):
+    status: CommentStatus = CommentStatus.pending
+    cursor: str | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+@api.route("GET", "/moderation/comments", query=QueueQuery, response=Queue, roles=MODERATORS,
+           errors={400: "Invalid cursor"})
+async def moderation_queue(request: web.Request, query: QueueQuery, claims: dict):
+    """Comments in a status (default pending) across threads, oldest first."""
+    ctx = request.app[COMMENTS]
+    try:
+        after = domain.after(Sort.oldest, query.cursor)
+    except BadCursor as exc:
+        raise ApiError(400, text("cursor", language(request))) from exc
+    docs = await ctx.store.queue(query.status, after, query.limit + 1)
+    items = [QueuedComment(id=str(d["_id"]), thread_id=d["thread_id"],
+                           parent_id=str(d["parent_id"]) if d.get("parent_id") else None,
+                           **{k: d.get(k) for k in ("author_name", "email", "body", "html", "status", "created_at")})
+             for d in docs[:query.limit]]
+    more = len(docs) > query.limit
+    return Queue(comments=items, next_cursor=domain.encode_cursor(Sort.oldest, docs[query.limit - 1]) if more else None)
+
+
+class Moderated(BaseModel):
+    results: dict[str, str] = Field(description="Per id: the new status, 'unchanged' or 'not_found'")
+
+
+@api.route("POST", "/moderation/comments", body=domain.BulkModeration, response=Moderated, roles=MODERATORS)
+async def moderate(request: web.Request, body: domain.BulkModeration, claims: dict):
+    """Approve, reject, mark as spam or delete comments in bulk."""
+    ctx = request.app[COMMENTS]
+    results: dict[str, str] = {}
+    for comment_id in dict.fromkeys(body.ids):
+        doc = await ctx.store.get(comment_id)
+        if doc is None:
+            results[comment_id] = "not_found"
+            continue
+        updated = await ctx.apply(doc, body.action, request)
+        results[comment_id] = updated["status"] if updated else "unchanged"
+    return Moderated(results=results)
+
+
+@api.route("PATCH", "/threads/{thread}", body=domain.ThreadChange, response=domain.ThreadInfo, roles=MODERATORS)
+async def change_thread(request: web.Request, body: domain.ThreadChange, claims: dict):
+    """Close/open, hide/show a thread or set its moderation mode (pre or post)."""
+    ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
+    thread = await ctx.store.change_thread(thread_id, body.model_dump(exclude_none=True))
+    ctx.cache.drop(thread_id)
+    return domain.ThreadInfo(id=thread_id, **{k: thread[k] for k in ("closed", "hidden", "moderation") if k in thread})
+

@@ -1,0 +1,373 @@
+"""Comment rules without I/O: input models, safe rendering, spam signals, status decisions, moderation
+transitions, nesting, cursors and signed tokens."""
+
+import base64
+import binascii
+import hashlib
+import html
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import jwt
+import nh3
+from bson import ObjectId
+from email_validator import EmailNotValidError, validate_email
+from markdown_it import MarkdownIt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from shared.messages.comments import CommentStatus
+from shared.messages.common import Language
+
+# ---- user-facing text -------------------------------------------------------------------------------------------
+
+TEXT: dict[str, dict[Language, str]] = {
+    "deleted": {Language.nn: "Kommentaren er sletta.", Language.nb: "Kommentaren er slettet.",
+                Language.en: "The comment was deleted."},
+    "anonymous": {Language.nn: "Anonym", Language.nb: "Anonym", Language.en: "Anonym"},
+    "closed": {Language.nn: "Tråden er stengd for nye kommentarar.",
+               Language.nb: "Tråden er stengt for nye kommentarer.",
+               Language.en: "This thread is closed for new comments."},
+    "duplicate": {Language.nn: "Du har alt skrive akkurat denne kommentaren her.",
+                  Language.nb: "Du har allerede skrevet akkurat denne kommentaren her.",
+                  Language.en: "This exact comment was already posted here."},
+    "rate": {Language.nn: "Du skriv for mange kommentarar. Vent litt og prøv igjen.",
+             Language.nb: "Du skriver for mange kommentarer. Vent litt og prøv igjen.",
+             Language.en: "Too many comments. Please wait a moment and try again."},
+    "not_found": {Language.nn: "Fann ikkje kommentaren.", Language.nb: "Fant ikke kommentaren.",
+                  Language.en: "Comment not found."},
+    "parent_not_found": {Language.nn: "Kommentaren du svarar på finst ikkje i denne tråden.",
+                         Language.nb: "Kommentaren du svarer på finnes ikke i denne tråden.",
+                         Language.en: "The comment you reply to is not in this thread."},
+    "token": {Language.nn: "Lenkja er ugyldig eller har gått ut.", Language.nb: "Lenken er ugyldig eller utløpt.",
+              Language.en: "The link is invalid or has expired."},
+    "cursor": {Language.nn: "Ugyldig sidepeikar (cursor).", Language.nb: "Ugyldig sidepeker (cursor).",
+               Language.en: "Invalid page cursor."},
+    "gone": {Language.nn: "Kommentaren kan ikkje lenger endrast.", Language.nb: "Kommentaren kan ikke lenger endres.",
+             Language.en: "The comment can no longer be changed."},
+}
+
+
+def text(key: str, language: Language = Language.nn) -> str:
+    return TEXT[key][language]
+
+
+def language_of(accept_language: str | None) -> Language:
+    """The first of nn/nb/en named in an Accept-Language header; nn when none is."""
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        for language in Language:
+            if tag == language or tag.startswith(f"{language}-"):
+                return language
+        if tag in ("no", "no-no"):
+            return Language.nb
+    return Language.nn
+
+
+# ---- input ------------------------------------------------------------------------------------------------------
+
+NAME_MAX, BODY_MIN, BODY_MAX, THREAD_MAX = 80, 2, 5000, 200
+
+
+def _email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise PydanticCustomError("email_invalid", "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no.")
+
+
+def _name(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("name_blank", "Skriv namnet ditt.")
+    return " ".join(value.split())
+
+
+def _body(value: str) -> str:
+    if len(value.strip()) < BODY_MIN:
+        raise PydanticCustomError("body_short", "Skriv ein kommentar på minst {min} teikn.", {"min": BODY_MIN})
+    return value.strip()
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
+Name = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_name)]
+Body = Annotated[str, Field(max_length=BODY_MAX), AfterValidator(_body)]
+ThreadId = Annotated[str, Field(min_length=1, max_length=THREAD_MAX)]
+
+
+class NewComment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    author_name: Name
+    email: Email = Field(description="Never shown publicly")
+    body: Body = Field(description="A safe subset of Markdown")
+    parent_id: str | None = None
+    notify_replies: bool = Field(default=False, description="Mail me when someone replies")
+    language: Language = Language.nn
+    website: str = Field(default="", max_length=500, description="Honeypot: leave empty (hidden in the form)")
+
+
+class CommentEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: Body
+
+
+class Sort(StrEnum):
+    newest = "newest"
+    oldest = "oldest"
+    most_replied = "most_replied"
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sort: Sort = Sort.newest
+    cursor: str | None = None
+    limit: int | None = Field(default=None, ge=1, le=100)
+
+
+class Action(StrEnum):
+    approve = "approve"
+    reject = "reject"
+    spam = "spam"
+    delete = "delete"
+
+
+class BulkModeration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] = Field(min_length=1, max_length=500)
+    action: Action
+
+
+class ThreadChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    closed: bool | None = None
+    hidden: bool | None = None
+    moderation: Literal["pre", "post"] | None = None
+
+
+class CountsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threads: list[ThreadId] = Field(min_length=1, max_length=500)
+
+
+# ---- rendering --------------------------------------------------------------------------------------------------
+
+# CommonMark with raw HTML off; images, headings and rules are not part of a comment's vocabulary.
+_markdown = MarkdownIt("commonmark", {"html": False}).disable(["image", "heading", "lheading", "hr"])
+ALLOWED_TAGS = {"p", "br", "em", "strong", "a", "ul", "ol", "li", "blockquote", "code", "pre"}
+
+
+def render(body: str) -> str:
+    """Markdown to HTML, then an allowlist sanitiser as the second line of defence."""
+    return nh3.clean(_markdown.render(body), tags=ALLOWED_TAGS, attributes={"a": {"href"}, "ol": {"start"}},
+                     url_schemes={"http", "https", "mailto"}, link_rel="nofollow ugc")
+
+
+def excerpt(rendered: str, length: int = 200) -> str:
+    plain = " ".join(html.unescape(nh3.clean(rendered, tags=set())).split())
+    if len(plain) <= length:
+        return plain
+    return plain[:length].rsplit(" ", 1)[0] + " …"
+
+
+_LINK = re.compile(r"https?://|www\.|mailto:", re.IGNORECASE)
+
+
+def count_links(body: str) -> int:
+    return len(_LINK.findall(body))
+
+
+def fingerprint(body: str) -> str:
+    """The same text twice in a thread is refused, whatever its case or spacing."""
+    return hashlib.sha256(" ".join(body.lower().split()).encode()).hexdigest()
+
+
+# ---- status -----------------------------------------------------------------------------------------------------
+
+
+def initial_status(*, moderation: str, links: int, max_links: int, honeypot: bool, known_author: bool,
+                   auto_approve_known: bool) -> tuple[CommentStatus, str | None]:
+    """The status of a new comment and, when it is held, why."""
+    if honeypot:
+        return CommentStatus.spam, None
+    if links > max_links:
+        return CommentStatus.pending, "too_many_links"
+    if moderation == "post" or (auto_approve_known and known_author):
+        return CommentStatus.approved, None
+    return CommentStatus.pending, "pre_moderation"
+
+
+TRANSITIONS: dict[Action, tuple[CommentStatus, set[CommentStatus]]] = {
+    Action.approve: (CommentStatus.approved, {CommentStatus.pending, CommentStatus.rejected, CommentStatus.spam}),
+    Action.reject: (CommentStatus.rejected, {CommentStatus.pending, CommentStatus.approved}),
+    Action.spam: (CommentStatus.spam, {CommentStatus.pending, CommentStatus.approved, CommentStatus.rejected}),
+    Action.delete: (CommentStatus.deleted, {CommentStatus.pending, CommentStatus.approved, CommentStatus.rejected,
+                                            CommentStatus.spam}),
+}
+
+
+def listed(status: CommentStatus, has_replies: bool) -> bool:
+    """Shown in a thread: approved comments, and deleted ones kept as placeholders above their replies."""
+    return status == CommentStatus.approved or (status == CommentStatus.deleted and has_replies)
+
+
+def placement(parent: dict | None, max_depth: int) -> dict:
+    """Where a reply sits: under its parent, or beside it when the parent is already at the deepest level."""
+    if parent is None:
+        return {"parent_id": None, "root_id": None, "depth": 0}
+    if parent["depth"] < max_depth:
+        return {"parent_id": parent["_id"], "root_id": parent["root_id"] or parent["_id"],
+                "depth": parent["depth"] + 1}
+    return {"parent_id": parent["parent_id"], "root_id": parent["root_id"], "depth": parent["depth"]}
+
+
+def anonymised() -> dict:
+    """What erasure sets on a person's comments; the text and the thread structure stay."""
+    return {"author_name": TEXT["anonymous"][Language.nn], "notify_replies": False, "erased": True}
+
+
+ERASED_FIELDS = ("email", "ip")
+
+
+def deleted_fields() -> dict:
+    return {"body": "", "html": "", "notify_replies": False}
+
+
+# ---- public view ------------------------------------------------------------------------------------------------
+
+
+class PublicComment(BaseModel):
+    id: str
+    parent_id: str | None
+    author_name: str
+    html: str
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted: bool = False
+    reply_count: int = 0
+    hidden_replies: int = Field(default=0, description="Replies not shown here (beyond the nesting limit)")
+    replies: list["PublicComment"] = Field(default_factory=list)
+
+
+class ThreadInfo(BaseModel):
+    id: str
+    closed: bool = False
+    hidden: bool = False
+    moderation: Literal["pre", "post"] = "pre"
+
+
+class Page(BaseModel):
+    thread: ThreadInfo
+    comments: list[PublicComment]
+    next_cursor: str | None = None
+
+
+def public(doc: dict, language: Language) -> PublicComment:
+    deleted = doc["status"] == CommentStatus.deleted
+    return PublicComment(
+        id=str(doc["_id"]), parent_id=str(doc["parent_id"]) if doc.get("parent_id") else None,
+        author_name="" if deleted else doc["author_name"],
+        html=f"<p>{text('deleted', language)}</p>" if deleted else doc["html"],
+        created_at=doc["created_at"], edited_at=doc.get("edited_at"), deleted=deleted,
+        reply_count=doc.get("reply_count", 0))
+
+
+def nest(roots: list[dict], descendants: list[dict], nested_limit: int, language: Language) -> list[PublicComment]:
+    """Hang the listed descendants (oldest first) under their parents, showing up to nested_limit per comment."""
+    children: dict[Any, list[dict]] = {}
+    for doc in sorted(descendants, key=lambda d: d["order"]):
+        children.setdefault(doc["parent_id"], []).append(doc)
+
+    def build(doc: dict) -> PublicComment:
+        view = public(doc, language)
+        below = children.get(doc["_id"], [])
+        view.replies = [build(child) for child in below[:nested_limit]]
+        view.hidden_replies = max(0, len(below) - nested_limit)
+        return view
+
+    return [build(root) for root in roots]
+
+
+def identity(created_at: datetime | None = None) -> dict:
+    """A new comment's _id and its sortable copy `order` (for an imported comment, dated to its creation)."""
+    oid = ObjectId() if created_at is None else ObjectId(
+        int(created_at.timestamp()).to_bytes(4, "big") + ObjectId().binary[4:])
+    return {"_id": oid, "order": str(oid)}
+
+
+# ---- cursors ----------------------------------------------------------------------------------------------------
+
+# Each sort is a list of (field, direction) ending in `order`, a unique position that follows creation time (the
+# id's hex: ObjectIds start with their creation second). It stands in for _id, which the dev store cannot index
+# together with other fields.
+SORT_KEYS: dict[Sort, list[tuple[str, int]]] = {
+    Sort.newest: [("order", -1)], Sort.oldest: [("order", 1)], Sort.most_replied: [("reply_count", -1), ("order", -1)]}
+_ORDER = re.compile(r"^[0-9a-f]{24}$")
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(sort: Sort, doc: dict) -> str:
+    raw = [sort.value, *(doc[field] for field, _ in SORT_KEYS[sort])]
+    return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(sort: Sort, cursor: str) -> list:
+    """The sort values after which the next page starts."""
+    try:
+        kind, *values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise BadCursor(str(exc)) from exc
+    fields = [field for field, _ in SORT_KEYS[sort]]
+    if kind != sort.value or len(values) != len(fields):
+        raise BadCursor("cursor from another sort order")
+    for field, value in zip(fields, values):
+        valid = _ORDER.match(value) if field == "order" and isinstance(value, str) else type(value) is int
+        if not valid:
+            raise BadCursor(f"bad {field}")
+    return values
+
+
+def after(sort: Sort, cursor: str | None) -> dict:
+    """The filter for 'strictly after the cursor' in the sort's lexicographic order."""
+    if cursor is None:
+        return {}
+    values = decode_cursor(sort, cursor)
+    keys = SORT_KEYS[sort]
+    branches = []
+    for i, (field, direction) in enumerate(keys):
+        equal = {f: v for (f, _), v in zip(keys[:i], values[:i])}
+        branches.append({**equal, field: {"$lt" if direction < 0 else "$gt": values[i]}})
+    return branches[0] if len(branches) == 1 else {"$or": branches}
+
+
+# ---- signed tokens ----------------------------------------------------------------------------------------------
+
+
+class Purpose(StrEnum):
+    edit = "edit"
+    unsubscribe = "unsubscribe"
+
+
+class BadToken(ValueError):
+    pass
+
+
+def sign(secret: str, purpose: Purpose, subject: str, ttl: timedelta | None = None,
+         now: datetime | None = None) -> str:
+    claims: dict[str, Any] = {"sub": subject, "purpose": purpose.value}
+    if ttl is not None:
+        claims["exp"] = (now or datetime.now(UTC)) + ttl
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify(secret: str, purpose: Purpose, subject: str, token: str | None) -> None:
+    try:
+        claims = jwt.decode(token or "", secret, algorithms=["HS256"])
+    except jwt.PyJWTError as exc:
+        raise BadToken(str(exc)) from exc
+    if claims.get("purpose") != purpose.value or claims.get("sub") != subject:
+        raise BadToken("token for something else")

@@ -1,0 +1,141 @@
+"""All MongoDB access of the comments service. Every change is one single-document write; an event to publish
+rides in the same write (transactional outbox)."""
+
+from datetime import UTC, datetime, timedelta
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared import outbox
+from shared.messages import CloudEvent
+from shared.messages.comments import CommentStatus
+
+from .domain import SORT_KEYS, Sort
+
+
+def object_id(value: str | None) -> ObjectId | None:
+    try:
+        return ObjectId(value) if value else None
+    except (InvalidId, TypeError):
+        return None
+
+
+# Fields a public page needs; the email, IP, fingerprint and outbox never leave the store on that path.
+PAGE_FIELDS = {"parent_id": 1, "author_name": 1, "html": 1, "created_at": 1, "edited_at": 1, "status": 1,
+               "reply_count": 1, "root_id": 1, "depth": 1, "order": 1}
+
+
+class Store:
+    def __init__(self, db: AsyncDatabase):
+        self.comments = db["comments"]
+        self.threads = db["threads"]
+        self.limits = db["rate_limits"]
+
+    async def ensure_indexes(self) -> None:
+        for sort in (Sort.newest, Sort.most_replied):  # oldest walks the newest index backwards
+            await self.comments.create_index(
+                [("thread_id", ASCENDING), ("depth", ASCENDING), ("listed", ASCENDING), *SORT_KEYS[sort]])
+        await self.comments.create_index([("root_id", ASCENDING), ("listed", ASCENDING)])
+        await self.comments.create_index([("parent_id", ASCENDING)])
+        await self.comments.create_index([("status", ASCENDING), ("order", ASCENDING)])
+        await self.comments.create_index([("thread_id", ASCENDING), ("status", ASCENDING)])
+        await self.comments.create_index([("email", ASCENDING), ("status", ASCENDING)])
+        # The same text twice in a thread is refused atomically; deleted comments give their text back.
+        await self.comments.create_index([("thread_id", ASCENDING), ("fingerprint", ASCENDING)], unique=True,
+                                         partialFilterExpression={"fingerprint": {"$exists": True}})
+        await self.limits.create_index("expires_at", expireAfterSeconds=0)
+
+    # ---- rate limits: fixed windows shared by every instance ----
+
+    async def hit(self, key: str, window: timedelta, now: datetime) -> tuple[int, datetime]:
+        """Count one hit in the current window; returns the count so far and when the window ends."""
+        seconds = int(window.total_seconds())
+        start = int(now.timestamp()) // seconds * seconds
+        ends = datetime.fromtimestamp(start + seconds, UTC)
+        doc = await self.limits.find_one_and_update(
+            {"_id": f"{key}:{start}"}, {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        return doc["count"], ends
+
+    # ---- threads ----
+
+    async def thread(self, thread_id: str) -> dict | None:
+        return await self.threads.find_one({"_id": thread_id})
+
+    async def change_thread(self, thread_id: str, changes: dict) -> dict:
+        return await self.threads.find_one_and_update(
+            {"_id": thread_id}, {"$set": changes, "$setOnInsert": {"created_at": datetime.now(UTC)}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+
+    async def ensure_thread(self, thread_id: str) -> None:
+        await self.threads.update_one({"_id": thread_id}, {"$setOnInsert": {"created_at": datetime.now(UTC)}},
+                                      upsert=True)
+
+    # ---- comments ----
+
+    async def insert(self, doc: dict, events: list[CloudEvent]) -> dict:
+        doc["outbox"] = [outbox.entry(e) for e in events]
+        await self.comments.insert_one(doc)
+        return doc
+
+    async def insert_many(self, docs: list[dict]) -> None:
+        if docs:
+            await self.comments.insert_many(docs, ordered=False)
+
+    async def get(self, comment_id: str) -> dict | None:
+        oid = object_id(comment_id)
+        return None if oid is None else await self.comments.find_one({"_id": oid}, {"outbox": 0})
+
+    async def known_author(self, email: str) -> bool:
+        return await self.comments.find_one({"email": email, "status": CommentStatus.approved}, {"_id": 1}) is not None
+
+    async def update(self, comment_id: ObjectId, expect: dict, changes: dict, events: list[CloudEvent],
+                     unset: tuple[str, ...] = ()) -> dict | None:
+        """Apply changes if the comment still matches `expect`; None if it does not (someone was first)."""
+        update: dict = {"$set": changes}
+        if events:
+            update |= outbox.add([outbox.entry(e) for e in events])
+        if unset:
+            update["$unset"] = {field: "" for field in unset}
+        return await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
+                                                       return_document=ReturnDocument.AFTER)
+
+    async def count_replies(self, comment_id: ObjectId, delta: int) -> None:
+        await self.comments.update_one({"_id": comment_id}, {"$inc": {"reply_count": delta}})
+
+    async def has_replies(self, comment_id: ObjectId) -> bool:
+        found = await self.comments.find_one(
+            {"parent_id": comment_id, "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}}, {"_id": 1})
+        return found is not None
+
+    async def page(self, thread_id: str, sort: Sort, after: dict, limit: int) -> list[dict]:
+        cursor = self.comments.find({"thread_id": thread_id, "depth": 0, "listed": True, **after}, PAGE_FIELDS)
+        return await cursor.sort(SORT_KEYS[sort]).limit(limit).to_list()
+
+    async def descendants(self, root_ids: list[ObjectId]) -> list[dict]:
+        """Every listed reply under the given top-level comments, in one query."""
+        if not root_ids:
+            return []
+        return await self.comments.find({"root_id": {"$in": root_ids}, "listed": True}, PAGE_FIELDS).to_list()
+
+    async def counts(self, thread_ids: list[str]) -> dict[str, int]:
+        rows = await self.comments.aggregate([
+            {"$match": {"thread_id": {"$in": thread_ids}, "status": CommentStatus.approved}},
+            {"$group": {"_id": "$thread_id", "n": {"$sum": 1}}}]).to_list()
+        return {row["_id"]: row["n"] for row in rows}
+
+    async def queue(self, status: CommentStatus, after: dict, limit: int) -> list[dict]:
+        cursor = self.comments.find({"status": status, **after}, {"outbox": 0, "fingerprint": 0})
+        return await cursor.sort(SORT_KEYS[Sort.oldest]).limit(limit).to_list()
+
+    async def thread_comments(self, thread_id: str) -> list[dict]:
+        cursor = self.comments.find({"thread_id": thread_id}, {"outbox": 0})
+        return await cursor.sort(SORT_KEYS[Sort.oldest]).to_list()
+
+    async def erase(self, email: str, changes: dict, unset: tuple[str, ...]) -> int:
+        result = await self.comments.update_many(
+            {"email": email}, {"$set": changes, "$unset": {field: "" for field in unset}})
+        return result.modified_count
+

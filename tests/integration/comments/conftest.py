@@ -1,0 +1,69 @@
+"""Fixtures for the comments service: the app on its port with test-friendly limits, and a tap on comment.*."""
+
+import asyncio
+import json
+import time
+
+import aio_pika
+import aiohttp
+import pytest
+
+from services.comments.app import create_app
+from services.comments.config import CommentsConfig
+
+
+@pytest.fixture
+def config() -> CommentsConfig:
+    # Generous limits so a test meets only the limit it is about; X-Forwarded-For lets a test be many clients.
+    return CommentsConfig(posts_per_minute=1000, new_threads_per_hour=1000, trust_forwarded_for=True,
+                          moderators=["moderator@example.no"])
+
+
+@pytest.fixture
+async def base(start_service, settings, config) -> str:
+    return await start_service(lambda s: create_app(s, config), "comments")
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Tap:
+    """Collects the comment.* messages published on the test's exchange."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+
+    async def wait_for(self, type_suffix: str, count: int = 1, timeout_s: float = 10) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [e for e in self.events if e["type"].endswith(type_suffix)]
+            if len(found) >= count or time.monotonic() > deadline:
+                assert len(found) >= count, f"expected {count} {type_suffix}, got {[e['type'] for e in self.events]}"
+                return found
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def tap(settings, base):
+    connection = await aio_pika.connect(settings.amqp_url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(exchange, routing_key="comment.#")
+    collected = Tap()
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        collected.events.append(json.loads(message.body))
+        await message.ack()
+
+    await queue.consume(on_message)
+    yield collected
+    await connection.close()
+
+
+def comment(**fields) -> dict:
+    return {"author_name": "Kari Nordmann", "email": "kari@example.no", "body": "Takk for ein god møteplass!",
+            **fields}
