@@ -1,0 +1,246 @@
+"""Pure comment rules: no store, no broker."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import pytest
+from bson import ObjectId
+from pydantic import ValidationError
+
+from services.comments import domain
+from services.comments.domain import Action, BadCursor, BadToken, NewComment, Purpose, Sort
+from shared.messages.comments import CommentStatus
+from shared.messages.common import Language
+
+XSS = [
+    "<script>alert(1)</script>",
+    "<SCRIPT SRC=//evil.example/x.js></SCRIPT>",
+    '<img src=x onerror="alert(1)">',
+    '<svg onload=alert(1)>',
+    '<a href="javascript:alert(1)">klikk</a>',
+    "[klikk](javascript:alert(1))",
+    "[klikk](JaVaScRiPt:alert(1))",
+    "[klikk](java\tscript:alert(1))",
+    "[klikk](&#106;avascript:alert(1))",
+    "[klikk](vbscript:msgbox(1))",
+    "[klikk](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "![bilde](javascript:alert(1))",
+    "![x](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+)",
+    "<javascript:alert(1)>",
+    '[x](https://ok.example "title" onmouseover="alert(1)")',
+    '[x](https://ok.example"onmouseover="alert(1))',
+    "<iframe src=https://evil.example></iframe>",
+    '<div style="background:url(javascript:alert(1))">x</div>',
+    "<style>body{display:none}</style>",
+    '<form action="https://evil.example"><input name=q></form>',
+    "[a]: javascript:alert(1)\n\n[lenke][a]",
+    "`<script>alert(1)</script>`",
+    "```\n<script>alert(1)</script>\n```",
+    '<a href="https://ok.example" onclick="alert(1)">x</a>',
+    "<object data=javascript:alert(1)></object>",
+    "<!-- --><script>alert(1)</script>",
+]
+
+
+class _Elements(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, attrs))
+
+
+def executable(html: str) -> list[str]:
+    """What in rendered HTML could run script or load content: unknown tags, handlers, styles, or links with a
+    scheme other than http(s)/mailto (checked after entity decoding, as a browser would)."""
+    parser = _Elements()
+    parser.feed(html)
+    problems = []
+    for tag, attrs in parser.found:
+        if tag not in domain.ALLOWED_TAGS:
+            problems.append(f"tag {tag}")
+        for name, value in attrs:
+            if name not in ("href", "rel", "start"):
+                problems.append(f"attribute {name}")
+            scheme = re.match(r"^\s*([a-z][a-z0-9+.\-]*):", "".join((value or "").split()).lower())
+            if name == "href" and scheme and scheme.group(1) not in ("http", "https", "mailto"):
+                problems.append(f"href {value}")
+    return problems
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_no_payload_comes_back_executable(payload):
+    assert executable(domain.render(payload)) == []
+
+
+def test_the_xss_check_itself_catches_what_it_should():
+    assert executable('<p><a href=" java&#x09;script:x" onclick="y">x</a><img src=x></p>') == [
+        "href  java\tscript:x", "attribute onclick", "tag img", "attribute src"]
+
+
+def test_safe_markdown_renders_with_nofollow_links():
+    html = domain.render("*Hei* **alle**\n\n> sitat\n\n- ein\n- to\n\n`kode` [Difi](https://difi.no)")
+    for fragment in ("<em>Hei</em>", "<strong>alle</strong>", "<blockquote>", "<li>ein</li>", "<code>kode</code>",
+                     '<a href="https://difi.no" rel="nofollow ugc">Difi</a>'):
+        assert fragment in html
+
+
+def test_excerpt_is_plain_text_cut_at_a_word():
+    html = domain.render("**Hei** & velkomen " + "ord " * 100)
+    text = domain.excerpt(html, 30)
+    assert text.startswith("Hei & velkomen") and text.endswith(" …") and "<" not in text and len(text) <= 32
+
+
+def test_links_are_counted_in_the_source():
+    assert domain.count_links("sjå https://a.no og www.b.no og [c](http://c.no)") == 3
+    assert domain.count_links("ingen lenker her") == 0
+
+
+def test_same_text_with_other_case_or_spacing_has_the_same_fingerprint():
+    assert domain.fingerprint("Hei  alle\n") == domain.fingerprint("hei alle")
+    assert domain.fingerprint("hei alle") != domain.fingerprint("hei alle!")
+
+
+@pytest.mark.parametrize("moderation,links,honeypot,known,auto,expected", [
+    ("pre", 0, False, False, False, (CommentStatus.pending, "pre_moderation")),
+    ("post", 0, False, False, False, (CommentStatus.approved, None)),
+    ("post", 3, False, False, False, (CommentStatus.pending, "too_many_links")),
+    ("pre", 0, True, False, False, (CommentStatus.spam, None)),
+    ("post", 0, True, True, True, (CommentStatus.spam, None)),
+    ("pre", 0, False, True, True, (CommentStatus.approved, None)),
+    ("pre", 0, False, True, False, (CommentStatus.pending, "pre_moderation")),
+    ("pre", 3, False, True, True, (CommentStatus.pending, "too_many_links")),
+])
+def test_initial_status(moderation, links, honeypot, known, auto, expected):
+    assert domain.initial_status(moderation=moderation, links=links, max_links=2, honeypot=honeypot,
+                                 known_author=known, auto_approve_known=auto) == expected
+
+
+def test_transitions():
+    assert domain.TRANSITIONS[Action.approve] == (
+        CommentStatus.approved, {CommentStatus.pending, CommentStatus.rejected, CommentStatus.spam})
+    assert CommentStatus.deleted not in domain.TRANSITIONS[Action.delete][1]
+    assert CommentStatus.approved not in domain.TRANSITIONS[Action.approve][1]
+
+
+def test_listed_means_approved_or_a_deleted_placeholder_with_replies():
+    assert domain.listed(CommentStatus.approved, False)
+    assert domain.listed(CommentStatus.deleted, True)
+    assert not domain.listed(CommentStatus.deleted, False)
+    assert not domain.listed(CommentStatus.pending, True)
+
+
+def test_replies_deeper_than_allowed_attach_to_the_deepest_allowed_parent():
+    top = {"_id": ObjectId(), "parent_id": None, "root_id": None, "depth": 0}
+    reply = {"_id": ObjectId(), **domain.placement(top, max_depth=2)}
+    assert (reply["parent_id"], reply["root_id"], reply["depth"]) == (top["_id"], top["_id"], 1)
+    deepest = {"_id": ObjectId(), **domain.placement(reply, max_depth=2)}
+    assert (deepest["parent_id"], deepest["depth"]) == (reply["_id"], 2)
+    beyond = domain.placement(deepest, max_depth=2)
+    assert beyond == {"parent_id": reply["_id"], "root_id": top["_id"], "depth": 2}
+    assert domain.placement(None, 2) == {"parent_id": None, "root_id": None, "depth": 0}
+
+
+def _doc(parent=None, status=CommentStatus.approved, **fields):
+    ident = domain.identity()
+    return {**ident, "parent_id": parent["_id"] if parent else None, "author_name": "Ola", "html": "<p>x</p>",
+            "created_at": datetime.now(UTC), "status": status, "reply_count": 0, **fields}
+
+
+def test_nesting_shows_up_to_the_limit_and_counts_the_rest():
+    root = _doc()
+    replies = [_doc(root) for _ in range(4)]
+    grandchild = _doc(replies[0])
+    deleted_root = _doc(status=CommentStatus.deleted)
+    [tree, placeholder] = domain.nest([root, deleted_root], [grandchild, *reversed(replies)], 3, Language.nn)
+    assert [r.id for r in tree.replies] == [str(r["_id"]) for r in replies[:3]]
+    assert tree.hidden_replies == 1
+    assert tree.replies[0].replies[0].id == str(grandchild["_id"])
+    assert placeholder.deleted and placeholder.author_name == "" and "sletta" in placeholder.html
+
+
+def test_public_view_has_no_email_ip_or_token():
+    view = domain.public(_doc(email="a@b.no", ip="10.0.0.1", fingerprint="f"), Language.nn)
+    dumped = view.model_dump_json()
+    assert "a@b.no" not in dumped and "10.0.0.1" not in dumped and "email" not in dumped
+
+
+@pytest.mark.parametrize("sort", list(Sort))
+def test_cursor_round_trip(sort):
+    doc = _doc(reply_count=3)
+    cursor = domain.encode_cursor(sort, doc)
+    assert domain.decode_cursor(sort, cursor) == [doc[f] for f, _ in domain.SORT_KEYS[sort]]
+
+
+def test_cursor_filter_is_strictly_after():
+    doc = _doc(reply_count=3)
+    assert domain.after(Sort.newest, domain.encode_cursor(Sort.newest, doc)) == {"order": {"$lt": doc["order"]}}
+    assert domain.after(Sort.oldest, domain.encode_cursor(Sort.oldest, doc)) == {"order": {"$gt": doc["order"]}}
+    assert domain.after(Sort.most_replied, domain.encode_cursor(Sort.most_replied, doc)) == {"$or": [
+        {"reply_count": {"$lt": 3}}, {"reply_count": 3, "order": {"$lt": doc["order"]}}]}
+    assert domain.after(Sort.newest, None) == {}
+
+
+@pytest.mark.parametrize("cursor", ["", "!!!", "bm90IGpzb24", domain.encode_cursor(Sort.oldest, _doc()),
+                                    "WyJuZXdlc3QiLHsiJGd0IjoiIn1d"])  # the last: ["newest",{"$gt":""}]
+def test_bad_cursors_are_refused(cursor):
+    with pytest.raises(BadCursor):
+        domain.decode_cursor(Sort.newest, cursor)
+
+
+def test_imported_ids_sort_by_their_creation_time():
+    early = domain.identity(datetime(2020, 1, 1, tzinfo=UTC))
+    late = domain.identity(datetime(2021, 1, 1, tzinfo=UTC))
+    assert early["order"] < late["order"] < domain.identity()["order"]
+    assert early["order"] == str(early["_id"])
+
+
+SECRET = "unit-test-secret-that-is-long-enough"
+
+
+def test_edit_token_is_bound_to_comment_and_purpose_and_expires():
+    now = datetime.now(UTC)
+    token = domain.sign(SECRET, Purpose.edit, "c1", timedelta(minutes=15), now)
+    domain.verify(SECRET, Purpose.edit, "c1", token)
+    for purpose, subject, secret in [(Purpose.unsubscribe, "c1", SECRET), (Purpose.edit, "c2", SECRET),
+                                     (Purpose.edit, "c1", SECRET + "x")]:
+        with pytest.raises(BadToken):
+            domain.verify(secret, purpose, subject, token)
+    expired = domain.sign(SECRET, Purpose.edit, "c1", timedelta(minutes=15), now - timedelta(minutes=16))
+    with pytest.raises(BadToken):
+        domain.verify(SECRET, Purpose.edit, "c1", expired)
+    with pytest.raises(BadToken):
+        domain.verify(SECRET, Purpose.edit, "c1", None)
+
+
+@pytest.mark.parametrize("header,expected", [
+    (None, Language.nn), ("nb-NO,nb;q=0.9", Language.nb), ("en-GB", Language.en), ("de, nn;q=0.5", Language.nn),
+    ("no", Language.nb), ("fr", Language.nn)])
+def test_language_from_accept_language(header, expected):
+    assert domain.language_of(header) == expected
+
+
+def test_every_text_exists_in_every_language():
+    assert all(set(variants) == set(Language) for variants in domain.TEXT.values())
+
+
+def test_new_comment_validation_gives_a_norwegian_message_per_field():
+    with pytest.raises(ValidationError) as caught:
+        NewComment.model_validate({"author_name": "  ", "email": "ikkje-epost", "body": " x "})
+    messages = {err["loc"][0]: err["msg"] for err in caught.value.errors()}
+    assert messages == {"author_name": "Skriv namnet ditt.",
+                        "email": "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no.",
+                        "body": "Skriv ein kommentar på minst 2 teikn."}
+
+
+def test_new_comment_normalises_name_and_email():
+    comment = NewComment.model_validate({"author_name": " Kari   Nordmann ", "email": "Kari@Example.NO",
+                                         "body": "  Hei  "})
+    assert (comment.author_name, comment.email, comment.body) == ("Kari Nordmann", "kari@example.no", "Hei")
+
+
+def test_erasure_anonymises_and_drops_contact_data():
+    assert domain.anonymised()["author_name"] == "Anonym"
+    assert set(domain.ERASED_FIELDS) == {"email", "ip"}
