@@ -1,5 +1,6 @@
 # `make run` runs the whole system on embedded defaults; `make test` runs every test. Both set themselves up.
-PYTHON ?= python3
+# Python 3.11 or newer: prefer an explicit 3.11 where one is installed (pyenv, Debian), else python3.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
@@ -7,6 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 .PHONY: install run test lint schemas bench clean
 
 $(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -17,9 +19,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/moteplass dev
 
+# pytest exits 5 when it collected no test: that must fail loudly, never pass as an empty green run.
 test: install
 	$(BIN)/lint-imports
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
 schemas: install
 	$(BIN)/moteplass schemas

@@ -2,49 +2,72 @@
 (data under .data/), the local RabbitMQ, the dev mail sink and the three services, stopped together on Ctrl-C."""
 
 import asyncio
+import ctypes
+import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+import aiohttp
 from pymongo import AsyncMongoClient
+from pymongo.uri_parser import parse_uri
 
 from shared.settings import Settings
 
 SERVICES = ("registration", "comments", "notifications")
+MAILSINK_HTTP_PORT = 8025
+# Ctrl-C, `kill` and a closed terminal all stop the stack the same way (handled even where SIGINT was ignored).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class DevStackError(RuntimeError):
     pass
 
 
-async def wait_for_store(url: str, timeout_s: float = 30) -> None:
+async def store_reachable(url: str) -> bool:
     client = AsyncMongoClient(url, serverSelectionTimeoutMS=500)
     try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            try:
-                await client.admin.command("ping")
-                return
-            except Exception:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise DevStackError(f"the store at {url} did not answer within {timeout_s:.0f} s") from None
-                await asyncio.sleep(0.2)
+        await client.admin.command("ping")
+        return True
+    except Exception:
+        return False
     finally:
         await client.close()
+
+
+async def wait_for_store(url: str, timeout_s: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await store_reachable(url):
+        if asyncio.get_running_loop().time() > deadline:
+            raise DevStackError(f"the store at {url} did not answer within {timeout_s:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None  # loaded here: the child may not take locks
+
+
+def _die_with_parent() -> None:
+    if _LIBC is not None:  # PR_SET_PDEATHSIG: no orphan survives a parent that was killed outright
+        _LIBC.prctl(1, signal.SIGTERM)
+
+
+def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
+    """A child in its own session, so a Ctrl-C in the terminal reaches only the dev stack, which then stops the
+    children in order (services before the store they write to); it dies with its parent."""
+    return subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
 
 
 def start_store(data_dir: Path, port: int, log_file: Path) -> subprocess.Popen:
     """Start nx-27017 (MongoDB wire protocol on SQLite) with its data in data_dir."""
     exe = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [exe, "--data-dir", str(data_dir), "-p", str(port), "--log-file", str(log_file),
-         "--pid-file", str(data_dir / "nx-27017.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    return spawn([exe, "--data-dir", str(data_dir), "-p", str(port), "--log-file", str(log_file),
+                  "--pid-file", str(data_dir / "nx-27017.pid")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 async def broker_reachable(url: str) -> bool:
@@ -56,63 +79,129 @@ async def broker_reachable(url: str) -> bool:
     return True
 
 
+def rabbitmq_server() -> str | None:
+    # Debian installs it in /usr/sbin, which is not on every user's PATH.
+    return shutil.which("rabbitmq-server") or shutil.which("rabbitmq-server", path="/usr/sbin:/usr/local/sbin")
+
+
 async def ensure_broker(url: str, timeout_s: float = 90) -> None:
     """Use the broker at url; start a local rabbitmq-server if one is installed but stopped."""
     if await broker_reachable(url):
         return
-    server = shutil.which("rabbitmq-server") or ("/usr/sbin/rabbitmq-server" if Path("/usr/sbin/rabbitmq-server").exists() else None)
+    server = rabbitmq_server()
     if server is None:
         raise DevStackError(
             f"RabbitMQ is not reachable at {url} and rabbitmq-server is not installed. Install it "
-            "(e.g. `apt-get install rabbitmq-server`), or point AMQP_URL at a running broker.")
+            "(e.g. `sudo apt-get install rabbitmq-server`), run one in Docker "
+            "(`docker run -d -p 5672:5672 rabbitmq:3-management`), or point AMQP_URL at a running broker.")
     subprocess.run([server, "-detached"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not await broker_reachable(url):
         if asyncio.get_running_loop().time() > deadline:
-            raise DevStackError(f"started rabbitmq-server, but it did not answer at {url} within {timeout_s:.0f} s")
+            raise DevStackError(f"started {server}, but it did not answer at {url} within {timeout_s:.0f} s")
         await asyncio.sleep(1)
 
 
-def _port_of(url: str, default: int) -> int:
-    tail = url.rsplit(":", 1)[-1].split("/")[0]
-    return int(tail) if tail.isdigit() else default
+def available_services() -> list[str]:
+    """The services whose app exists (others are still being written) — each is started on its own."""
+    return [s for s in SERVICES if importlib.util.find_spec(f"services.{s}.app") is not None]
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    stop_signal: signal.Signals = signal.SIGTERM  # every child shuts down cleanly on it (aiohttp drains)
+
+
+async def wait_healthy(url: str, children: list[Child], timeout_s: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while True:
+            check_alive(children)
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise DevStackError(f"{url} did not answer within {timeout_s:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+def check_alive(children: list[Child]) -> None:
+    dead = [f"{c.name} (exit code {c.process.returncode})" for c in children if c.process.poll() is not None]
+    if dead:
+        raise DevStackError(f"{', '.join(dead)} stopped; stopping the rest (see the output above)")
+
+
+def stop(children: list[Child]) -> None:
+    """Services first (they drain their consumers), then the mail sink, the store last."""
+    for child in reversed(children):
+        if child.process.poll() is None:
+            child.process.send_signal(child.stop_signal)
+        try:
+            child.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
 
 
 async def run(root: Path) -> None:
     settings = Settings()
-    env = dict(os.environ)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     data = root / ".data"
     data.mkdir(exist_ok=True)
-    children: list[tuple[str, subprocess.Popen]] = []
-    urls = []
+    children: list[Child] = []
+    urls: list[tuple[str, str]] = []
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signalled = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        signalled.append(signum)
+        main_task.cancel()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
-        if "MONGO_URL" not in os.environ:
-            port = _port_of(settings.mongo_url, 27017)
-            children.append(("store", start_store(data / "mongo", port, data / "nx-27017.log")))
-            urls.append(("store (nx-27017)", settings.mongo_url))
+        if "MONGO_URL" in os.environ or await store_reachable(settings.mongo_url):
+            urls.append(("store", settings.mongo_url))
+        else:
+            port = parse_uri(settings.mongo_url)["nodelist"][0][1]
+            children.append(Child("store", start_store(data / "mongo", port, data / "nx-27017.log")))
+            urls.append(("store (nx-27017, data in .data/mongo)", settings.mongo_url))
         await wait_for_store(settings.mongo_url)
         await ensure_broker(settings.amqp_url)
         urls.append(("broker", settings.amqp_url.replace("guest:guest@", "")))
         if "SMTP_HOST" not in os.environ:
-            children.append(("mailsink", subprocess.Popen(
-                [sys.executable, "-m", "moteplass.cli", "mailsink", "--smtp-port", str(settings.smtp_port)], env=env)))
-            urls.append(("mail sink (Mailpit API)", "http://127.0.0.1:8025/api/v1/messages"))
-        for service in SERVICES:
-            children.append((service, subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env)))
-            urls.append((service, f"http://{settings.host}:{getattr(settings, f'{service}_port')}"))
+            children.append(Child("mail sink", spawn(
+                [sys.executable, "-m", "moteplass.cli", "mailsink", "--smtp-port", str(settings.smtp_port),
+                 "--http-port", str(MAILSINK_HTTP_PORT)], env=env)))
+            mail_api = f"http://127.0.0.1:{MAILSINK_HTTP_PORT}/api/v1/messages"
+            await wait_healthy(mail_api, children)
+            urls.append(("mail sink (Mailpit API)", mail_api))
+        services = available_services()
+        missing = sorted(set(SERVICES) - set(services))
+        for service in services:
+            children.append(Child(service, spawn([sys.executable, "-m", f"services.{service}"], env=env)))
+        for service in services:
+            base = f"http://{settings.host}:{getattr(settings, f'{service}_port')}"
+            await wait_healthy(f"{base}/healthz", children)
+            urls.append((service, f"{base}  (/openapi.json, /readyz, /metrics)"))
         width = max(len(name) for name, _ in urls)
-        print("\nMøteplass is starting:", *(f"  {name:<{width}}  {url}" for name, url in urls),
+        print("\nMøteplass is running:", *(f"  {name:<{width}}  {url}" for name, url in urls),
+              *([f"  not started (no services/<name>/app.py yet): {', '.join(missing)}"] if missing else []),
               "Admin token: .venv/bin/moteplass token --role admin", "Ctrl-C stops everything.", sep="\n", flush=True)
-        while all(child.poll() is None for _, child in children):
+        while True:
+            check_alive(children)
             await asyncio.sleep(0.5)
-        dead = [name for name, child in children if child.poll() is not None]
-        raise DevStackError(f"{', '.join(dead)} stopped; stopping the rest")
+    except asyncio.CancelledError:
+        if not signalled:
+            raise
     finally:
-        for _, child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT if _ != "store" else signal.SIGTERM)
-        for _, child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+        stop(children)
+        print(f"\nStopped: {', '.join(c.name for c in reversed(children)) or 'nothing was running'}.", flush=True)

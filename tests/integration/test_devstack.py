@@ -1,0 +1,50 @@
+"""The `make run` helpers: the store starts, keeps its data across a restart, and the broker check is clear."""
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from moteplass import devstack
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_store_starts_and_keeps_its_data_across_a_restart(tmp_path):
+    port = free_port()
+    url = f"mongodb://127.0.0.1:{port}"
+    for run, expected in ((1, []), (2, ["Innovasjonsjam"])):
+        process = devstack.start_store(tmp_path / "mongo", port, tmp_path / "nx.log")
+        try:
+            await devstack.wait_for_store(url)
+            client = AsyncMongoClient(url)
+            titles = [doc["title"] async for doc in client.moteplass_dev.events.find()]
+            assert titles == expected, f"run {run}"
+            if run == 1:
+                await client.moteplass_dev.events.insert_one({"title": "Innovasjonsjam"})
+            await client.close()
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+async def test_waiting_for_a_store_that_is_not_there_fails_clearly():
+    url = f"mongodb://127.0.0.1:{free_port()}"
+    with pytest.raises(devstack.DevStackError, match="did not answer"):
+        await devstack.wait_for_store(url, timeout_s=0.5)
+
+
+async def test_ensure_broker_uses_a_running_broker(amqp_url):
+    await devstack.ensure_broker(amqp_url)
+    assert await devstack.broker_reachable(amqp_url)
+
+
+async def test_no_broker_and_none_installed_says_how_to_get_one(monkeypatch):
+    monkeypatch.setattr(devstack, "rabbitmq_server", lambda: None)
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    with pytest.raises(devstack.DevStackError, match="apt-get install rabbitmq-server"):
+        await devstack.ensure_broker(url)
+
+
+def test_only_services_that_exist_are_started():
+    assert "comments" in devstack.available_services()
+    assert set(devstack.available_services()) <= set(devstack.SERVICES)
