@@ -1,0 +1,154 @@
+"""The message consumer and the reminder loop: turn messages into mails and send each exactly once.
+
+Exactly once per (message id, recipient, kind): a send is claimed in the store with a short lease before the
+SMTP conversation and marked sent after it; a redelivered message finds `sent` and does nothing, and a lease
+left by a crashed replica runs out so another may take the mail over."""
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from shared import outbox
+from shared.bus import PermanentFailure
+from shared.messages import CloudEvent, make_event
+from shared.messages.notifications import NotificationFailed, NotificationSent
+from shared.messages.registration import (
+    EventCancelled, EventUpdated, RegistrationCancelled, RegistrationConfirmed, RegistrationErased,
+    RegistrationPayload, RegistrationPromoted,
+)
+from shared.outbox import Outbox
+from shared.settings import Settings
+
+from . import domain
+from .domain import Mail, Status
+from .mailer import DeliveryError, Mailer
+from .render import compose
+from .store import Store
+
+log = logging.getLogger(__name__)
+SOURCE = "/moteplass/notifications"
+BINDINGS = ["registration.#", "event.#", "comment.#"]
+
+
+class Busy(Exception):
+    """Another replica is sending this very mail right now: look again after a retry delay."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Notifier:
+    def __init__(self, settings: Settings, store: Store, mailer: Mailer, relay: Outbox):
+        self.settings, self.store, self.mailer, self.relay = settings, store, mailer, relay
+        # Longer than one SMTP conversation can take, so a live sender never loses its claim.
+        self.lease_s = max(30.0, 3 * settings.smtp_timeout_s)
+
+    async def handle(self, event: CloudEvent) -> None:
+        data = event.data
+        mails = domain.plan(data)
+        match data:
+            case RegistrationErased():
+                await self.store.anonymise(str(data.email))
+            case RegistrationPayload():
+                await self.track(data, event.time)
+            case EventUpdated():
+                event_fields = data.event.model_dump()
+                if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
+                    await self.store.move_reminders(event_fields, due.timestamp())
+                attendees = await self.store.attendees_of(data.event.slug)
+                mails = domain.plan_event_update(data.event, attendees, data.changed, data.previous_starts_at)
+            case EventCancelled():
+                await self.store.cancel_reminders({"event.slug": data.event.slug})
+        await self.deliver_all(event.id, mails, event.correlationid)
+
+    async def track(self, data: RegistrationPayload, as_of: datetime) -> None:
+        """Remember the registration (to tell it about changes) and keep its reminder in step."""
+        fields = domain.attendee(data)
+        await self.store.remember_attendee(data.registration_id, fields, as_of.timestamp())
+        if isinstance(data, RegistrationConfirmed | RegistrationPromoted):
+            if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
+                await self.store.schedule_reminder(data.registration_id,
+                                                   {**fields, "event": data.event.model_dump()}, due.timestamp())
+        elif isinstance(data, RegistrationCancelled):
+            await self.store.cancel_reminders({"_id": data.registration_id})
+
+    async def deliver_all(self, message_id: str, mails: list[Mail], correlation_id: str | None = None) -> None:
+        """Send every mail of a message; if any failed transiently, raise so the message comes back later (the
+        mails already sent are then skipped)."""
+        results = await asyncio.gather(*(self.deliver(message_id, mail, correlation_id) for mail in mails),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def deliver(self, message_id: str, mail: Mail, correlation_id: str | None = None) -> None:
+        record = await self.store.claim(message_id, mail, time.time(), self.lease_s)
+        if record is None:
+            current = await self.store.find_by_key(message_id, mail)
+            if current is not None and current["status"] == Status.sending:
+                raise Busy(f"{mail.kind} to a recipient of {message_id} is being sent by another replica")
+            return  # sent, failed for good, or unsubscribed already
+        if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
+            return await self.store.finish(record["_id"], Status.unsubscribed, time.time())
+        try:
+            message = compose(mail, self.settings.mail_from, self.unsubscribe_url(mail))
+        except Exception as exc:
+            await self.store.release(record["_id"], time.time(), repr(exc))
+            raise PermanentFailure(f"cannot compose the {mail.kind} mail: {exc!r}") from exc
+        try:
+            await self.mailer.send(message)
+        except DeliveryError as exc:
+            if not exc.permanent:
+                await self.store.release(record["_id"], time.time(), str(exc))
+                raise
+            log.warning("mail refused for good", extra={"kind": mail.kind, "error": str(exc)})
+            failed = NotificationFailed(**self.outcome(record, mail), failed_at=now(), error=str(exc)[:1000])
+            return await self.finish(record, Status.failed, failed, correlation_id, str(exc))
+        sent = NotificationSent(**self.outcome(record, mail), sent_at=now())
+        await self.finish(record, Status.sent, sent, correlation_id)
+
+    @staticmethod
+    def outcome(record: dict, mail: Mail) -> dict:
+        return {"notification_id": str(record["_id"]), "message_id": record["message_id"], "kind": mail.kind,
+                "recipient": mail.recipient, "event_slug": mail.event_slug, "attempts": record["attempts"]}
+
+    async def finish(self, record: dict, status: Status, payload: NotificationSent | NotificationFailed,
+                     correlation_id: str | None, error: str | None = None) -> None:
+        # The outcome event is written with the status (outbox), so it is published even if the broker is away.
+        entry = outbox.entry(make_event(payload, source=SOURCE, subject=str(record["_id"]),
+                                        correlation_id=correlation_id))
+        await self.store.finish(record["_id"], status, time.time(), entry, error)
+        await self.relay.try_flush(self.store.notifications, record["_id"], [entry])
+
+    def unsubscribe_url(self, mail: Mail) -> str | None:
+        if mail.unsubscribe_topic is None:
+            return mail.unsubscribe_url
+        token = domain.unsubscribe_token(mail.recipient, mail.unsubscribe_topic, mail.language,
+                                         self.settings.jwt_secret.get_secret_value())
+        return f"{self.settings.notifications_public_url.rstrip('/')}/unsubscribe?token={token}"
+
+    async def send_due_reminders(self) -> int:
+        sent = 0
+        while (reminder := await self.store.take_due_reminder(time.time(), self.lease_s)) is not None:
+            try:
+                await self.deliver(domain.reminder_message_id(reminder), domain.reminder_mail(reminder))
+            except Exception:
+                # Left leased: another sweep (here or on another replica) retakes it when the lease runs out.
+                log.warning("reminder not sent yet; will try again", exc_info=True)
+                continue
+            await self.store.reminder_done(reminder["_id"])
+            sent += 1
+        return sent
+
+    async def run_reminders(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.send_due_reminders()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("reminder sweep failed; will try again", exc_info=True)
+            await asyncio.sleep(interval_s)
+

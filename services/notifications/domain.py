@@ -1,0 +1,172 @@
+"""Notification rules, without I/O: which mails a message causes, to whom, in which language, with which
+calendar invitation, and how a delivery failure is classed."""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from shared.messages import Language, Payload
+from shared.messages.comments import CommentPublished, CommentSubmitted
+from shared.messages.notifications import NotificationKind as Kind
+from shared.messages.registration import (
+    EventInfo, GuestInvited, RegistrationCancelled, RegistrationConfirmed, RegistrationPayload, RegistrationPending,
+    RegistrationPromoted, RegistrationStatus, RegistrationWaitlisted,
+)
+
+
+class Status(StrEnum):
+    sending = "sending"
+    retrying = "retrying"  # a transient failure: the message will be delivered again
+    sent = "sent"
+    failed = "failed"  # permanent: not retried
+    unsubscribed = "unsubscribed"
+
+
+class Unsubscribe(StrEnum):
+    """Topics a recipient may turn off with one click; transactional mail has none."""
+    reminder = "reminder"
+
+
+class IcsMethod(StrEnum):
+    request = "REQUEST"
+    cancel = "CANCEL"
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One mail to send: everything the templates need, decided from a message."""
+    kind: Kind
+    recipient: str
+    name: str
+    language: Language
+    context: dict[str, Any] = field(default_factory=dict)
+    event: EventInfo | None = None
+    registration_id: str | None = None
+    ics: IcsMethod | None = None
+    unsubscribe_topic: Unsubscribe | None = None
+    # A link the sender of the message gave for turning this kind of mail off (e.g. reply mails per comment).
+    unsubscribe_url: str | None = None
+
+    @property
+    def event_slug(self) -> str | None:
+        return self.event.slug if self.event else None
+
+
+REGISTRATION_KINDS: dict[type[RegistrationPayload], Kind] = {
+    RegistrationPending: Kind.confirm_email,
+    RegistrationConfirmed: Kind.confirmed,
+    RegistrationWaitlisted: Kind.waitlisted,
+    RegistrationPromoted: Kind.promoted,
+    RegistrationCancelled: Kind.cancelled,
+}
+# Mails that carry a calendar invitation, and its method.
+INVITES = {Kind.confirmed: IcsMethod.request, Kind.promoted: IcsMethod.request,
+           Kind.event_updated: IcsMethod.request, Kind.cancelled: IcsMethod.cancel,
+           Kind.event_cancelled: IcsMethod.cancel}
+HOLDS_SEAT = {RegistrationStatus.confirmed, RegistrationStatus.checked_in}
+# Who hears that the time or place changed.
+KEEPS_INFORMED = HOLDS_SEAT | {RegistrationStatus.waitlisted}
+
+
+def registration_mail(kind: Kind, data: RegistrationPayload, **context) -> Mail:
+    holds_seat = kind in (Kind.confirmed, Kind.promoted, Kind.cancelled, Kind.event_cancelled) or (
+        kind == Kind.event_updated and data.status in HOLDS_SEAT)
+    return Mail(kind, str(data.email), data.name, data.language, {"manage_url": data.manage_url, **context},
+                event=data.event, registration_id=data.registration_id,
+                ics=INVITES.get(kind) if holds_seat else None)
+
+
+def plan(data: Payload) -> list[Mail]:
+    """The mails a message causes by itself (event.updated needs the attendees: see `plan_event_update`)."""
+    match data:
+        case RegistrationCancelled(reason="event_cancelled"):
+            return [registration_mail(Kind.event_cancelled, data)]
+        case RegistrationCancelled(reason="left_waiting_list"):
+            return [registration_mail(Kind.cancelled, data, was_waitlisted=True)]
+        case RegistrationPending():
+            return [registration_mail(Kind.confirm_email, data, confirm_url=data.confirm_url,
+                                      expires_at=data.expires_at)]
+        case RegistrationWaitlisted():
+            return [registration_mail(Kind.waitlisted, data, position=data.position)]
+        case RegistrationPayload() if type(data) in REGISTRATION_KINDS:
+            return [registration_mail(REGISTRATION_KINDS[type(data)], data)]
+        case GuestInvited():
+            return [Mail(Kind.guest_invite, str(data.guest_email), "", data.language, event=data.event,
+                         context={"inviter_name": data.inviter_name, "municipality": data.municipality,
+                                  "invite_url": data.invite_url})]
+        case CommentSubmitted():
+            return [Mail(Kind.comment_submitted, str(address), "", data.language, context=comment_context(data))
+                    for address in dict.fromkeys(data.moderator_emails)]
+        case CommentPublished(parent=parent) if parent is not None and parent.email:
+            return [Mail(Kind.comment_published, str(parent.email), parent.author_name, parent.language,
+                         context=comment_context(data), unsubscribe_url=parent.unsubscribe_url)]
+    return []
+
+
+def comment_context(data: CommentSubmitted | CommentPublished) -> dict[str, Any]:
+    return {"author_name": data.author_name, "excerpt": data.excerpt, "url": data.url,
+            "moderation_url": getattr(data, "moderation_url", None)}
+
+
+def attendee(data: RegistrationPayload) -> dict[str, Any]:
+    """What the service remembers of a registration, to tell the person when the møteplass changes."""
+    return {"event_slug": data.event.slug, "email": str(data.email), "name": data.name,
+            "language": data.language.value, "status": data.status.value, "manage_url": data.manage_url}
+
+
+def plan_event_update(event: EventInfo, attendees: list[dict], changed: list[str],
+                      previous_starts_at: datetime | None) -> list[Mail]:
+    return [Mail(Kind.event_updated, a["email"], a["name"], Language(a["language"]), event=event,
+                 registration_id=a["_id"],
+                 ics=IcsMethod.request if a["status"] in HOLDS_SEAT else None,
+                 context={"manage_url": a.get("manage_url"), "changed": changed,
+                          "previous_starts_at": previous_starts_at})
+            for a in attendees if a["status"] in KEEPS_INFORMED]
+
+
+def reminder_due(event: EventInfo, hours_before: float, now: datetime) -> datetime | None:
+    """When to remind; None when that moment has passed (a late registration needs no reminder)."""
+    due = event.starts_at - timedelta(hours=hours_before)
+    return due if due > now else None
+
+
+def reminder_mail(reminder: dict) -> Mail:
+    return Mail(Kind.reminder, reminder["email"], reminder["name"], Language(reminder["language"]),
+                event=EventInfo.model_validate(reminder["event"]), registration_id=reminder["_id"],
+                context={"manage_url": reminder.get("manage_url")}, unsubscribe_topic=Unsubscribe.reminder)
+
+
+def reminder_message_id(reminder: dict) -> str:
+    """The reminder's own 'message id': one reminder per registration and version of the møteplass."""
+    return f"reminder:{reminder['_id']}:{reminder['event']['sequence']}"
+
+
+# Control characters (CR, LF, NUL, …) never reach a header or a template from user text.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def clean(text: str) -> str:
+    return CONTROL.sub(" ", text).strip()
+
+
+def is_permanent(code: int | None) -> bool:
+    """SMTP 5xx means the server refuses for good (bad address, rejected content): retrying cannot help."""
+    return code is not None and 500 <= code < 600
+
+
+def unsubscribe_token(email: str, topic: Unsubscribe, language: Language, secret: str) -> str:
+    """A signed, non-expiring token: the link in a mail must keep working as long as the mails keep coming."""
+    return jwt.encode({"sub": email, "topic": topic.value, "lang": language.value}, secret, algorithm="HS256")
+
+
+def read_unsubscribe_token(token: str, secret: str) -> tuple[str, Unsubscribe, Language]:
+    """Raises ValueError for a token that is forged, damaged or not an unsubscribe token."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "topic"]})
+        return claims["sub"], Unsubscribe(claims["topic"]), Language(claims.get("lang", "nn"))
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise ValueError(str(exc)) from exc

@@ -1,0 +1,74 @@
+"""SMTP delivery with aiosmtplib: a few reused connections (reopened when they drop), a timeout per message, and
+every failure classed as transient (retry later) or permanent (5xx: retrying cannot help)."""
+
+import asyncio
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from shared.settings import Settings, SmtpSecurity
+
+from .domain import is_permanent
+
+# Connections kept open to the SMTP server: sends overlap with the store writes around them.
+POOL_SIZE = 4
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, permanent: bool):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def _code(exc: aiosmtplib.SMTPException) -> int | None:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return max(r.code for r in exc.recipients) if exc.recipients else None
+    return getattr(exc, "code", None) if isinstance(exc, aiosmtplib.SMTPResponseException) else None
+
+
+class Mailer:
+    def __init__(self, settings: Settings, pool_size: int = POOL_SIZE):
+        self.settings = settings
+        self.idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        for _ in range(pool_size):
+            self.idle.put_nowait(self._client())
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
+            username=s.smtp_user, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            use_tls=s.smtp_security == SmtpSecurity.tls, start_tls=s.smtp_security == SmtpSecurity.starttls)
+
+    async def send(self, message: EmailMessage) -> None:
+        """Deliver one message or raise DeliveryError saying whether a retry could help."""
+        client = await self.idle.get()
+        try:
+            async with asyncio.timeout(self.settings.smtp_timeout_s):
+                if not client.is_connected:
+                    await client.connect()
+                await client.send_message(message)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self._drop(client)
+            code = _code(exc) if isinstance(exc, aiosmtplib.SMTPException) else None
+            raise DeliveryError(f"{exc.__class__.__name__}: {exc}", permanent=is_permanent(code)) from exc
+        except BaseException:
+            self._drop(client)  # cancelled mid-conversation: the connection's state is unknown
+            raise
+        finally:
+            self.idle.put_nowait(client)
+
+    @staticmethod
+    def _drop(client: aiosmtplib.SMTP) -> None:
+        # A connection in an unknown state is closed; the next send opens a fresh one.
+        if client.is_connected:
+            client.close()
+
+    async def close(self) -> None:
+        while not self.idle.empty():
+            client = self.idle.get_nowait()
+            if client.is_connected:
+                try:
+                    await asyncio.wait_for(client.quit(), timeout=2)
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()

@@ -1,0 +1,163 @@
+"""All MongoDB access of the notifications service: the notification records (which double as the claim that
+makes a mail go out once), the attendees it keeps informed, scheduled reminders and unsubscriptions.
+
+Written to work the same on MongoDB and on nx-27017 0.8.1, the local stand-in, which stores a datetime written by
+an update ($set) as a string and ignores $setOnInsert in findAndModify: times that change or are compared are kept
+as Unix seconds (`*_ts`), datetimes are only written by inserts, and a claim inserts before it updates."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.outbox import FIELD as OUTBOX, add as outbox_add
+
+from .domain import Mail, Status
+
+
+def key(message_id: str, mail: Mail) -> dict:
+    return {"message_id": message_id, "recipient": mail.recipient, "kind": mail.kind.value}
+
+
+class Store:
+    def __init__(self, db: AsyncDatabase):
+        self.notifications = db["notifications"]
+        self.attendees = db["attendees"]
+        self.reminders = db["reminders"]
+        self.unsubscribes = db["unsubscribes"]
+
+    async def ensure_indexes(self) -> None:
+        await self.notifications.create_index(
+            [("message_id", ASCENDING), ("recipient", ASCENDING), ("kind", ASCENDING)], unique=True)
+        for field in ("recipient", "event_slug", "kind", "status"):
+            await self.notifications.create_index(field)
+        await self.attendees.create_index("event_slug")
+        await self.attendees.create_index("email")
+        await self.reminders.create_index([("status", ASCENDING), ("due_ts", ASCENDING)])
+        await self.reminders.create_index("event.slug")
+
+    # --- notifications: claim → sent | failed | retrying ----------------------------------------------------
+
+    async def claim(self, message_id: str, mail: Mail, now: float, lease_s: float) -> dict | None:
+        """Take the right to send this mail: a new record, one left retrying, or one whose sender's lease ran
+        out (a crashed replica). None when it was sent, failed for good, or another replica holds it now."""
+        record = {"_id": ObjectId(), **key(message_id, mail), "status": Status.sending.value, "attempts": 1,
+                  "lease_until_ts": now + lease_s, "updated_ts": now, "event_slug": mail.event_slug,
+                  "registration_id": mail.registration_id, "language": mail.language.value,
+                  "created_at": datetime.fromtimestamp(now, UTC), OUTBOX: []}
+        try:
+            await self.notifications.insert_one(record)
+            return record
+        except DuplicateKeyError:
+            pass  # seen before: take it over only if it is free
+        return await self.notifications.find_one_and_update(
+            {**key(message_id, mail), "$or": [
+                {"status": Status.retrying.value},
+                {"status": Status.sending.value, "lease_until_ts": {"$lt": now}}]},
+            {"$set": {"status": Status.sending.value, "lease_until_ts": now + lease_s, "updated_ts": now},
+             "$inc": {"attempts": 1}},
+            return_document=ReturnDocument.AFTER)
+
+    async def find_by_key(self, message_id: str, mail: Mail) -> dict | None:
+        return await self.notifications.find_one(key(message_id, mail))
+
+    async def finish(self, doc_id: ObjectId, status: Status, now: float, outbox_entry: dict | None = None,
+                     error: str | None = None) -> None:
+        """Record the outcome and, in the same write, the event that tells other systems about it."""
+        update: dict[str, Any] = {"$set": {"status": status.value, "updated_ts": now, "lease_until_ts": None,
+                                           "last_error": error},
+                                  **(outbox_add([outbox_entry]) if outbox_entry else {})}
+        if status == Status.sent:
+            update["$set"]["sent_ts"] = now
+        await self.notifications.update_one({"_id": doc_id, "status": Status.sending.value}, update)
+
+    async def release(self, doc_id: ObjectId, now: float, error: str) -> None:
+        """A transient failure: let the next delivery of the message take it again at once."""
+        await self.notifications.update_one(
+            {"_id": doc_id, "status": Status.sending.value},
+            {"$set": {"status": Status.retrying.value, "lease_until_ts": None, "updated_ts": now,
+                      "last_error": error}})
+
+    async def get(self, notification_id: str) -> dict | None:
+        try:
+            return await self.notifications.find_one({"_id": ObjectId(notification_id)}, {OUTBOX: 0})
+        except InvalidId:
+            return None
+
+    async def search(self, filters: dict[str, str], after: str | None, limit: int) -> list[dict]:
+        """Newest first; `after` is the id of the last record of the previous page."""
+        query: dict[str, Any] = dict(filters)
+        if after:
+            query["_id"] = {"$lt": ObjectId(after)}
+        cursor = self.notifications.find(query, {OUTBOX: 0}).sort("_id", DESCENDING).limit(limit)
+        return await cursor.to_list()
+
+    async def anonymise(self, email: str) -> int:
+        """Erasure: keep the counts, drop the person. Each record gets its own placeholder so that the unique
+        (message, recipient, kind) index still holds."""
+        erased = 0
+        async for doc in self.notifications.find({"recipient": email}, {"_id": 1}):
+            await self.notifications.update_one(
+                {"_id": doc["_id"]},
+                {"$set": {"recipient": f"erased:{doc['_id']}", "erased": True, OUTBOX: []}})
+            erased += 1
+        await self.attendees.delete_many({"email": email})
+        await self.reminders.delete_many({"email": email})
+        await self.unsubscribes.delete_many({"email": email})
+        return erased
+
+    # --- attendees: who hears about changes to a møteplass --------------------------------------------------
+
+    async def remember_attendee(self, registration_id: str, fields: dict, as_of: float) -> None:
+        """Keep the newest state of a registration; an older message arriving late does not overwrite it."""
+        try:
+            await self.attendees.update_one({"_id": registration_id, "as_of_ts": {"$lte": as_of}},
+                                            {"$set": {**fields, "as_of_ts": as_of}}, upsert=True)
+        except DuplicateKeyError:
+            pass  # a newer state is already recorded
+
+    async def attendees_of(self, event_slug: str) -> list[dict]:
+        return await self.attendees.find({"event_slug": event_slug}).to_list()
+
+    # --- reminders: scheduled in the store, so they survive restarts and fire once --------------------------
+
+    async def schedule_reminder(self, registration_id: str, fields: dict, due: float) -> None:
+        await self.reminders.update_one(
+            {"_id": registration_id},
+            {"$set": {**fields, "due_ts": due, "status": "scheduled", "lease_until_ts": None}}, upsert=True)
+
+    async def cancel_reminders(self, query: dict) -> None:
+        await self.reminders.update_many({**query, "status": {"$ne": "sent"}}, {"$set": {"status": "cancelled"}})
+
+    async def move_reminders(self, event: dict, due: float) -> None:
+        """The time or place changed: remind again of the new version (a new sequence makes a new mail)."""
+        await self.reminders.update_many(
+            {"event.slug": event["slug"], "event.sequence": {"$lt": event["sequence"]},
+             "status": {"$in": ["scheduled", "sent"]}},
+            {"$set": {"event": event, "due_ts": due, "status": "scheduled", "lease_until_ts": None}})
+
+    async def take_due_reminder(self, now: float, lease_s: float) -> dict | None:
+        return await self.reminders.find_one_and_update(
+            {"$or": [{"status": "scheduled", "due_ts": {"$lte": now}},
+                     {"status": "sending", "lease_until_ts": {"$lt": now}}]},
+            {"$set": {"status": "sending", "lease_until_ts": now + lease_s}},
+            sort=[("due_ts", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    async def reminder_done(self, registration_id: str) -> None:
+        await self.reminders.update_one({"_id": registration_id, "status": "sending"},
+                                        {"$set": {"status": "sent", "lease_until_ts": None}})
+
+    # --- unsubscriptions ------------------------------------------------------------------------------------
+
+    async def unsubscribe(self, email: str, topic: str, now: datetime) -> None:
+        try:
+            await self.unsubscribes.insert_one({"_id": f"{topic}:{email}", "email": email, "topic": topic, "at": now})
+        except DuplicateKeyError:
+            pass  # unsubscribed already
+
+    async def is_unsubscribed(self, email: str, topic: str) -> bool:
+        return await self.unsubscribes.find_one({"_id": f"{topic}:{email}"}) is not None
