@@ -1,15 +1,17 @@
 """Request and response models of the registration API (also the source of its OpenAPI document)."""
 
 from datetime import datetime
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from shared.messages import Language
 
-from .domain import Status
+from .domain import OrganisationType, QuestionKind, Status
 
 
 def _email(value: str) -> str:
@@ -35,16 +37,71 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EventKind(StrEnum):
+    jam = "jam"
+    workshop = "workshop"
+    conference = "conference"
+    webinar = "webinar"
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError("timezone", "Ukjend tidssone (bruk t.d. Europe/Oslo).") from None
+    return value
+
+
+Capacity = Annotated[int, Field(ge=1, le=100_000, strict=True)]
+Timezone = Annotated[str, AfterValidator(_timezone)]
+
+
+class Question(Input):
+    id: Slug = Field(description="Key of the answer, e.g. diett")
+    text: Text
+    kind: QuestionKind = QuestionKind.text
+    options: list[Text] = Field(default_factory=list, max_length=50)
+    required: bool = False
+
+    @model_validator(mode="after")
+    def choices_have_options(self) -> Self:
+        if (self.kind != QuestionKind.text) != bool(self.options):
+            raise PydanticCustomError("options", "Val-spørsmål treng alternativ, tekstspørsmål ingen.")
+        return self
+
+
 class EventIn(Input):
     slug: Slug = Field(description="Address of the møteplass, e.g. innovasjonsjam-baerum")
     title: Text
     description: Annotated[str, StringConstraints(max_length=20000)] = ""
+    kind: EventKind = EventKind.workshop
+    organisers: list[Text] = Field(default_factory=list, max_length=20)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     venue: Text
-    capacity: int = Field(ge=1, le=100_000, strict=True)
+    address: Annotated[str, StringConstraints(max_length=300)] = ""
+    capacity: Capacity
     language: Language = Language.nn
-    timezone: str = "Europe/Oslo"
+    timezone: Timezone = "Europe/Oslo"
+    registration_opens_at: AwareDatetime | None = None
+    registration_closes_at: AwareDatetime | None = None
+    waitlist_enabled: bool = True
+    guests_per_municipality: int = Field(1, ge=0, le=100, strict=True)
+    require_email_confirmation: bool = False
+    questions: list[Question] = Field(default_factory=list, max_length=30)
+    retention_days: int = Field(30, ge=0, le=3650, strict=True, description="Personal data is purged this many days after the end")
+
+
+class EventUpdate(Input):
+    """Only the fields sent are changed."""
+
+    title: Text | None = None
+    description: Annotated[str, StringConstraints(max_length=20000)] | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    venue: Text | None = None
+    address: Annotated[str, StringConstraints(max_length=300)] | None = None
+    capacity: Capacity | None = None
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
 
@@ -53,24 +110,54 @@ class EventOut(BaseModel):
     slug: str
     title: str
     description: str
+    kind: EventKind
+    organisers: list[str]
+    status: Literal["published", "cancelled"]
     starts_at: datetime
     ends_at: datetime
     venue: str
+    address: str
     capacity: int
     language: Language
     timezone: str
     registration_opens_at: datetime | None
     registration_closes_at: datetime | None
+    waitlist_enabled: bool
+    guests_per_municipality: int
+    require_email_confirmation: bool
+    questions: list[Question]
+    retention_days: int
     seats_left: int
     waitlist_length: int
+
+
+class Municipality(Input):
+    number: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] = Field(description="Kommunenummer, e.g. 3201")
+    name: Text
+
+
+Answer = Annotated[str, StringConstraints(max_length=2000)] | list[Annotated[str, StringConstraints(max_length=200)]]
+Answers = Annotated[dict[Annotated[str, StringConstraints(max_length=80)], Answer], Field(max_length=30)]
 
 
 class RegistrationIn(Input):
     name: Text
     email: Email
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ]{8,16}$")] | None = None
     organisation: Text
-    consent: Annotated[bool, AfterValidator(_consent)] = Field(description="Must be true")
+    organisation_type: OrganisationType = OrganisationType.anna
+    municipality: Municipality | None = Field(None, description="Required when organisation_type is kommune")
     language: Language = Language.nn
+    answers: Answers = Field(default_factory=dict, description="By question id")
+    consent: Annotated[bool, AfterValidator(_consent)] = Field(description="Must be true")
+    privacy_version: Annotated[str, StringConstraints(max_length=40)] = Field(
+        "2026-01", description="Version of the privacy text agreed to")
+
+    @model_validator(mode="after")
+    def municipality_for_kommune(self) -> Self:
+        if self.organisation_type == OrganisationType.kommune and self.municipality is None:
+            raise PydanticCustomError("municipality_required", "Vel kommunen du kjem frå.")
+        return self
 
 
 class TokenQuery(BaseModel):
@@ -84,6 +171,10 @@ class RegistrationOut(BaseModel):
     position: int | None = Field(None, description="Place on the waiting list (1 = next in line)")
     name: str
     email: str
+    phone: str | None = None
     organisation: str
+    organisation_type: OrganisationType = OrganisationType.anna
+    municipality: Municipality | None = None
     language: Language
+    answers: dict[str, str | list[str]] = {}
     created_at: datetime

@@ -28,12 +28,34 @@ class Status(StrEnum):
 ACTIVE = (Status.confirmed, Status.waitlisted, Status.checked_in)
 
 
-class Refused(Exception):
-    """A rule says no; the message is for the participant (Norwegian)."""
+class OrganisationType(StrEnum):
+    kommune = "kommune"
+    fylkeskommune = "fylkeskommune"
+    statleg_verksemd = "statleg verksemd"
+    privat_verksemd = "privat verksemd"
+    frivillig_organisasjon = "frivillig organisasjon"
+    sosial_entreprenor = "sosial entreprenør"
+    akademia = "akademia"
+    anna = "anna"
 
-    def __init__(self, message: str, status: int = 409):
+
+class QuestionKind(StrEnum):
+    text = "text"
+    single_choice = "single_choice"
+    multiple_choice = "multiple_choice"
+
+
+class Refused(Exception):
+    """A rule says no; the message is for the participant (Norwegian), details name the fields."""
+
+    def __init__(self, message: str, status: int = 409, details: list[dict] | None = None):
         super().__init__(message)
-        self.message, self.status = message, status
+        self.message, self.status, self.details = message, status, details
+
+
+def invalid(problems: list[dict]) -> None:
+    if problems:
+        raise Refused("Nokre felt er ikkje rett utfylte.", 422, problems)
 
 
 def normalise_email(email: str) -> str:
@@ -61,7 +83,7 @@ def local_time(moment: datetime, timezone: str, language: str = "nn") -> str:
 def check_window(event: dict, now: datetime) -> None:
     """Registration is open between registration_opens_at and registration_closes_at, and never after the start."""
     opens, closes = event.get("registration_opens_at"), event.get("registration_closes_at")
-    if event.get("cancelled_at"):
+    if event["status"] == "cancelled":
         raise Refused("Møteplassen er avlyst.")
     if opens and now < opens:
         raise Refused(f"Påmeldinga opnar {local_time(opens, event['timezone'])}.")
@@ -79,6 +101,29 @@ def schedule_problems(starts_at: datetime, ends_at: datetime, opens: datetime | 
         problems.append({"field": "registration_closes_at", "message": "Påmeldinga må stengje før møteplassen startar."})
     if opens and closes and closes <= opens:
         problems.append({"field": "registration_closes_at", "message": "Påmeldinga må stengje etter at ho opnar."})
+    return problems
+
+
+def answer_problems(questions: list[dict], answers: dict) -> list[dict]:
+    """Per-field problems of answers against the møteplass's questions (for a 422)."""
+    by_id = {q["id"]: q for q in questions}
+    problems = [{"field": f"answers.{key}", "message": "Møteplassen har ikkje dette spørsmålet."}
+                for key in answers if key not in by_id]
+    for qid, question in by_id.items():
+        answer, field = answers.get(qid), f"answers.{qid}"
+        if answer in (None, "", []):
+            if question["required"]:
+                problems.append({"field": field, "message": "Spørsmålet må svarast på."})
+            continue
+        if question["kind"] == QuestionKind.multiple_choice:
+            chosen = answer if isinstance(answer, list) else None
+        else:
+            chosen = [answer] if isinstance(answer, str) else None
+        if chosen is None:
+            problems.append({"field": field, "message": "Svaret må vere "
+                             + ("ei liste med val." if question["kind"] == QuestionKind.multiple_choice else "tekst.")})
+        elif question["kind"] != QuestionKind.text and not set(chosen) <= set(question["options"]):
+            problems.append({"field": field, "message": "Vel mellom alternativa: " + ", ".join(question["options"])})
     return problems
 
 
@@ -100,15 +145,31 @@ def cancel_reason(status: str) -> str:
 
 
 def next_in_line(event: dict) -> str | None:
-    """Who is promoted now: the first on the waiting list, if a seat is free."""
-    return event["waitlist"][0] if event["waitlist"] and seats_left(event) > 0 else None
+    """Who is promoted now: the first on the waiting list, if a seat is free (and the event still on)."""
+    if event["status"] == "cancelled" or not event["waitlist"] or seats_left(event) == 0:
+        return None
+    return event["waitlist"][0]
+
+
+def check_capacity(event: dict, capacity: int) -> None:
+    if capacity < len(event["seats"]):
+        raise Refused(f"Kapasiteten kan ikkje vere lågare enn talet på stadfeste plassar ({len(event['seats'])}).")
+
+
+NOTICEABLE = ("starts_at", "ends_at", "venue", "address")  # what participants must be told about
+
+
+def changes(event: dict, update: dict) -> dict:
+    """The fields an update really changes."""
+    return {k: v for k, v in update.items() if event.get(k) != v}
 
 
 def event_info(event: dict, base_url: str) -> EventInfo:
     return EventInfo(slug=event["_id"], title=event["title"], starts_at=event["starts_at"], ends_at=event["ends_at"],
-                     venue=event["venue"], timezone=event["timezone"], language=event["language"],
+                     venue=event["venue"], address=event.get("address") or None, timezone=event["timezone"],
+                     language=event["language"],
                      url=f"{base_url}/events/{event['_id']}", sequence=event.get("sequence", 0))
 
 
-def manage_url(base_url: str, registration_id: str, token: str) -> str:
-    return f"{base_url}/registrations/{registration_id}?token={token}"
+def manage_url(base_url: str, registration_id: str, token: str, action: str = "") -> str:
+    return f"{base_url}/registrations/{registration_id}{action}?token={token}"

@@ -9,18 +9,19 @@ from datetime import UTC, datetime, timedelta
 from shared import logs
 from shared.messages import CloudEvent, make_event
 from shared.messages.registration import (
-    EventPublished, RegistrationCancelled, RegistrationConfirmed, RegistrationPayload, RegistrationPromoted,
-    RegistrationWaitlisted,
+    EventCancelled, EventPublished, EventUpdated, RegistrationCancelled, RegistrationConfirmed, RegistrationPayload,
+    RegistrationPending, RegistrationPromoted, RegistrationWaitlisted,
 )
 from shared.outbox import Outbox, entry
 from shared.settings import Settings
 
 from . import domain
-from .api import EventIn, RegistrationIn
+from .api import EventIn, EventUpdate, RegistrationIn
 from .domain import Refused, Status
 from .store import Duplicate, Store
 
 NOT_FOUND = "Fann ikkje påmeldinga, eller lenkja er ikkje gyldig."
+CANCELLABLE = (Status.confirmed, Status.waitlisted, Status.pending_confirmation)
 
 
 def now() -> datetime:
@@ -28,11 +29,18 @@ def now() -> datetime:
 
 
 class Registrations:
-    def __init__(self, store: Store, outbox: Outbox, settings: Settings, source: str):
+    def __init__(self, store: Store, outbox: Outbox, settings: Settings, source: str,
+                 confirmation_valid: timedelta = timedelta(hours=24)):
         self.store, self.outbox, self.settings, self.source = store, outbox, settings, source
+        self.confirmation_valid = confirmation_valid
 
-    def _message(self, payload, subject: str) -> CloudEvent:
-        return make_event(payload, source=self.source, subject=subject, correlation_id=logs.request_id.get())
+    def _entry(self, payload, subject: str) -> dict:
+        event: CloudEvent = make_event(payload, source=self.source, subject=subject,
+                                       correlation_id=logs.request_id.get())
+        return entry(event)
+
+    def _info(self, event: dict):
+        return domain.event_info(event, self.settings.public_base_url)
 
     async def event(self, slug: str) -> dict:
         event = await self.store.event(slug)
@@ -40,62 +48,141 @@ class Registrations:
             raise Refused("Fann ikkje møteplassen.", 404)
         return event
 
+    # Møteplassar (admin)
+
     async def create_event(self, body: EventIn) -> dict:
-        doc = {"_id": body.slug, **body.model_dump(exclude={"slug"}, mode="python"), "sequence": 0,
-               "created_at": now()}
-        doc.update(seats=[], waitlist=[])
-        entries = [entry(self._message(EventPublished(event=domain.event_info(doc, self.settings.public_base_url)),
-                                       body.slug))]
+        domain.invalid(domain.schedule_problems(body.starts_at, body.ends_at, body.registration_opens_at,
+                                                body.registration_closes_at))
+        doc = {"_id": body.slug, **body.model_dump(exclude={"slug"}), "status": "published", "sequence": 0,
+               "created_at": now(), "seats": [], "waitlist": []}
+        entries = [self._entry(EventPublished(event=self._info(doc)), body.slug)]
         try:
             await self.store.insert_event(doc, entries)
         except Duplicate:
             raise Refused(f"Det finst alt ein møteplass med adressa «{body.slug}».") from None
         await self.outbox.try_flush(self.store.events, body.slug, entries)
-        return doc
+        return await self.event(body.slug)
+
+    async def update_event(self, slug: str, body: EventUpdate) -> dict:
+        event = await self.event(slug)
+        changed = domain.changes(event, body.model_dump(exclude_unset=True))
+        after = {**event, **changed}
+        domain.invalid(domain.schedule_problems(after["starts_at"], after["ends_at"],
+                                                after["registration_opens_at"], after["registration_closes_at"]))
+        if "capacity" in changed:
+            domain.check_capacity(event, changed["capacity"])
+        noticed = [k for k in domain.NOTICEABLE if k in changed]
+        if noticed:
+            changed["sequence"] = event.get("sequence", 0) + 1
+            after["sequence"] = changed["sequence"]
+        entries = [self._entry(EventUpdated(event=self._info(after), changed=noticed,
+                                            previous_starts_at=event["starts_at"]), slug)] if noticed else []
+        updated = await self.store.update_event(event, changed, entries)
+        if updated is None:  # a seat was taken or another admin saved meanwhile: decide on fresh data
+            current = await self.event(slug)
+            if "capacity" in changed:
+                domain.check_capacity(current, changed["capacity"])
+            raise Refused("Møteplassen vart endra samstundes. Prøv igjen.")
+        await self.outbox.try_flush(self.store.events, slug, entries)
+        await self.promote_waiting(updated)  # a raised capacity gives the new seats away at once
+        return await self.event(slug)
+
+    async def cancel_event(self, slug: str) -> dict:
+        event = await self.event(slug)
+        if event["status"] == "cancelled":
+            return event
+        entries = [self._entry(EventCancelled(event=self._info(event), changed=["status"]), slug)]
+        cancelled = await self.store.update_event(event, {"status": "cancelled"}, entries)
+        if cancelled is None:
+            raise Refused("Møteplassen vart endra samstundes. Prøv igjen.")
+        await self.outbox.try_flush(self.store.events, slug, entries)
+        await self.store.mark_all_cancelling(slug, CANCELLABLE, "event_cancelled")
+        async for registration in self.store.stuck((Status.cancelling,), now(), slug):
+            await self._finish_cancel(registration)
+        return cancelled
 
     # Registering
 
     async def register(self, slug: str, body: RegistrationIn) -> dict:
         event = await self.event(slug)
         domain.check_window(event, now())
+        domain.invalid(domain.answer_problems(event["questions"], body.answers))
         at = now()
         registration = {
             "_id": uuid.uuid4().hex, "event_slug": slug, "status": Status.allocating.value,
-            "email": domain.normalise_email(body.email), "name": body.name, "organisation": body.organisation,
-            "language": body.language.value, "consent_at": at, "token_hashes": [], "created_at": at,
+            "email": domain.normalise_email(body.email), "name": body.name, "phone": body.phone,
+            "organisation": body.organisation, "organisation_type": body.organisation_type.value,
+            "municipality": body.municipality and body.municipality.model_dump(), "language": body.language.value,
+            "answers": body.answers, "consent": {"at": at, "privacy_version": body.privacy_version},
+            "token_hashes": [], "created_at": at,
         }
+        entries = []
+        if event["require_email_confirmation"]:
+            # Double opt-in: nothing is held until the address has proved itself through the link.
+            token = domain.new_token()
+            registration.update(status=Status.pending_confirmation.value, expires_at=at + self.confirmation_valid,
+                                token_hashes=[domain.hash_token(token)])
+            entries = [self._entry(self._payload(
+                RegistrationPending, event, registration, token,
+                confirm_url=domain.manage_url(self.settings.public_base_url, registration["_id"], token, "/confirm"),
+                expires_at=registration["expires_at"]), registration["_id"])]
         try:
-            await self.store.insert_registration(registration)
+            await self.store.insert_registration(registration, entries)
         except Duplicate:
             raise Refused("Denne e-postadressa er alt påmeld til møteplassen.") from None
+        if entries:
+            await self.outbox.try_flush(self.store.registrations, registration["_id"], entries)
+            return registration
         return await self._allocate(event, registration)
+
+    async def confirm(self, rid: str, token: str) -> dict:
+        """The link in the double opt-in email: take a seat (or a waiting-list place) now, in confirmation order."""
+        registration = await self.own(rid, token)
+        if registration["status"] != Status.pending_confirmation:
+            return registration  # confirmed before: the link may be used again harmlessly
+        event = await self.event(registration["event_slug"])
+        domain.check_window(event, now())
+        allocating = await self.store.confirm_email(rid, now())
+        if allocating is None:
+            raise Refused("Lenkja har gått ut. Meld deg på på nytt.", 410)
+        return await self._allocate(event, allocating)
 
     async def _allocate(self, event: dict, registration: dict) -> dict:
         """Give an `allocating` registration a seat, or else a place on the waiting list; safe to repeat."""
         slug, rid = event["_id"], registration["_id"]
-        placed = (await self.store.take_seat(slug, rid) or await self.store.join_waitlist(slug, rid)
-                  or await self.store.event(slug))  # placed by an earlier, interrupted attempt
-        status, position = domain.placement(placed, rid)
-        if status is Status.confirmed:
-            settled = await self._transition(event, registration, (Status.allocating,), RegistrationConfirmed,
-                                             {"status": status.value})
-        else:
-            settled = await self._transition(event, registration, (Status.allocating,), RegistrationWaitlisted,
-                                             {"status": status.value, "position": position}, position=position)
+        placed = await self.store.take_seat(slug, rid)
+        if placed is None and event["waitlist_enabled"]:
+            placed = await self.store.join_waitlist(slug, rid)
+        placed = placed or await self.store.event(slug)  # placed (or not) by an earlier, interrupted attempt
+        match domain.placement(placed, rid):
+            case (Status.confirmed, _):
+                settled = await self._transition(event, registration, (Status.allocating,), RegistrationConfirmed,
+                                                 {"status": Status.confirmed.value})
+            case (Status.waitlisted, position):
+                settled = await self._transition(event, registration, (Status.allocating,), RegistrationWaitlisted,
+                                                 {"status": Status.waitlisted.value, "position": position},
+                                                 position=position)
+            case None:  # full, and no waiting list: nothing may stay behind
+                await self.store.delete_registration(rid, Status.allocating)
+                raise Refused("Møteplassen er full.")
         # None: a promotion or the reconciler settled it first; report what it is now.
         return settled or await self.store.registration(rid)
+
+    def _payload(self, message: type[RegistrationPayload], event: dict, registration: dict, token: str | None,
+                 **fields) -> RegistrationPayload:
+        return message(
+            event=self._info(event), registration_id=registration["_id"], name=registration["name"],
+            email=registration["email"], language=registration["language"],
+            status=fields.pop("status", registration["status"]),
+            manage_url=token and domain.manage_url(self.settings.public_base_url, registration["_id"], token),
+            **fields)
 
     async def _transition(self, event: dict, registration: dict, expected: tuple[Status, ...],
                           message: type[RegistrationPayload], changes: dict, link: bool = True, **fields) -> dict | None:
         """Change a registration and record the message saying so, with a fresh personal link, in one write."""
         token = domain.new_token() if link else None
-        payload = message(
-            event=domain.event_info(event, self.settings.public_base_url), registration_id=registration["_id"],
-            name=registration["name"], email=registration["email"], language=registration["language"],
-            status=changes["status"],
-            manage_url=token and domain.manage_url(self.settings.public_base_url, registration["_id"], token),
-            **fields)
-        entries = [entry(self._message(payload, registration["_id"]))]
+        payload = self._payload(message, event, registration, token, status=changes["status"], **fields)
+        entries = [self._entry(payload, registration["_id"])]
         settled = await self.store.transition(registration["_id"], expected, changes, entries,
                                               token and domain.hash_token(token))
         if settled is not None:
@@ -123,7 +210,7 @@ class Registrations:
             marked = registration  # a repeated or interrupted cancel: finish it
         else:
             marked = await self.store.transition(
-                rid, (Status.confirmed, Status.waitlisted, Status.pending_confirmation),
+                rid, CANCELLABLE,
                 {"status": Status.cancelling.value, "cancel_reason": domain.cancel_reason(registration["status"])},
                 [])
             if marked is None:
@@ -156,13 +243,18 @@ class Registrations:
             await self._transition(event, registration, (Status.waitlisted, Status.allocating), RegistrationPromoted,
                                    {"status": Status.confirmed.value, "position": None})
 
-    # Recovery
+    # Recovery and upkeep
 
     async def reconcile(self, grace: timedelta) -> None:
-        """Finish flows a crash cut short (all steps are idempotent, so several instances may run this)."""
+        """Finish flows a crash cut short (all steps are idempotent, so several instances may run this), and
+        remove registrations whose email was never confirmed."""
         before = now() - grace
+        await self.store.delete_expired_pending(now())
         async for registration in self.store.stuck((Status.allocating,), before):
-            await self._allocate(await self.event(registration["event_slug"]), registration)
+            try:
+                await self._allocate(await self.event(registration["event_slug"]), registration)
+            except Refused:
+                pass  # full without a waiting list: _allocate removed it
         async for registration in self.store.stuck((Status.cancelling,), before):
             await self._finish_cancel(registration)
         for slug in await self.store.upcoming_slugs(now()):

@@ -6,7 +6,7 @@ from shared.auth import Role
 from shared.http import Api, ApiError
 
 from . import domain
-from .api import EventIn, EventOut, RegistrationIn, RegistrationOut, TokenQuery
+from .api import EventIn, EventOut, EventUpdate, RegistrationIn, RegistrationOut, TokenQuery
 from .domain import Refused
 from .flows import Registrations
 
@@ -35,17 +35,28 @@ async def refusals(call):
     try:
         return await call
     except Refused as exc:
-        raise ApiError(exc.status, exc.message) from exc
+        raise ApiError(exc.status, exc.message, exc.details) from exc
 
 
 @api.route("POST", "/events", body=EventIn, response=EventOut, status=201, roles=ADMIN,
            errors={409: "A møteplass with this slug exists"})
 async def create_event(request: web.Request, body: EventIn, claims: dict) -> EventOut:
     """Create a møteplass (open for registration at once)."""
-    if problems := domain.schedule_problems(body.starts_at, body.ends_at, body.registration_opens_at,
-                                            body.registration_closes_at):
-        raise ApiError(422, "Nokre felt er ikkje rett utfylte.", problems)
     return event_out(await refusals(flows(request).create_event(body)))
+
+
+@api.route("PATCH", "/events/{slug}", body=EventUpdate, response=EventOut, roles=ADMIN,
+           errors={404: "No such møteplass", 409: "Capacity below the seats held, or changed meanwhile"})
+async def update_event(request: web.Request, body: EventUpdate, claims: dict) -> EventOut:
+    """Change a møteplass. A raised capacity promotes from the waiting list at once; a new time or place is
+    announced (event.updated)."""
+    return event_out(await refusals(flows(request).update_event(request.match_info["slug"], body)))
+
+
+@api.route("POST", "/events/{slug}/cancel", response=EventOut, roles=ADMIN, errors={404: "No such møteplass"})
+async def cancel_event(request: web.Request, claims: dict) -> EventOut:
+    """Cancel a møteplass: every registration is cancelled and everyone told."""
+    return event_out(await refusals(flows(request).cancel_event(request.match_info["slug"])))
 
 
 @api.route("GET", "/events", response=list[EventOut])
@@ -72,6 +83,23 @@ async def register(request: web.Request, body: RegistrationIn) -> RegistrationOu
 async def view_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:
     """The participant's own registration (secret link from the email)."""
     return registration_out(await refusals(flows(request).view(request.match_info["id"], query.token)))
+
+
+CONFIRM_PAGE = """<!doctype html><html lang="nn"><meta charset="utf-8"><title>Stadfest påmeldinga</title>
+<form method="post"><p>Trykk for å stadfeste påmeldinga di.</p><button>Stadfest</button></form></html>"""
+
+
+@api.route("GET", "/registrations/{id}/confirm", query=TokenQuery)
+async def confirm_page(request: web.Request, query: TokenQuery) -> web.Response:
+    """The double opt-in link: a page with one button, so that a mail scanner fetching the link confirms nothing."""
+    return web.Response(text=CONFIRM_PAGE, content_type="text/html")
+
+
+@api.route("POST", "/registrations/{id}/confirm", query=TokenQuery, response=RegistrationOut,
+           errors={404: "No such registration, or the token does not match", 410: "The link has expired"})
+async def confirm_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:
+    """Confirm the email address: the registration now takes a seat or a waiting-list place."""
+    return registration_out(await refusals(flows(request).confirm(request.match_info["id"], query.token)))
 
 
 @api.route("DELETE", "/registrations/{id}", query=TokenQuery, status=204,

@@ -20,6 +20,19 @@ from shared import outbox
 from .domain import Status
 
 AFTER = ReturnDocument.AFTER
+# An event's times live in one sub-document, replaced whole on change: nx-27017 keeps datetimes intact there.
+SCHEDULE = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
+NO_OUTBOX = {outbox.FIELD: 0}
+
+
+def _stored(event: dict) -> dict:
+    return {**{k: v for k, v in event.items() if k not in SCHEDULE}, "schedule": {k: event.get(k) for k in SCHEDULE}}
+
+
+def _read(doc: dict | None) -> dict | None:
+    if doc is not None and "schedule" in doc:
+        doc.update(doc.pop("schedule"))
+    return doc
 
 
 class Duplicate(Exception):
@@ -40,18 +53,31 @@ class Store:
 
     async def insert_event(self, doc: dict, entries: list[dict]) -> None:
         try:
-            await self.events.insert_one({**doc, "seats": [], "waitlist": [], outbox.FIELD: entries})
+            await self.events.insert_one({**_stored(doc), "seats": [], "waitlist": [], "version": 0,
+                                          outbox.FIELD: entries})
         except DuplicateKeyError as exc:
             raise Duplicate from exc
 
     async def event(self, slug: str) -> dict | None:
-        return await self.events.find_one({"_id": slug}, {outbox.FIELD: 0})
+        return _read(await self.events.find_one({"_id": slug}, NO_OUTBOX))
 
     async def events_list(self) -> list[dict]:
-        return await self.events.find({}, {outbox.FIELD: 0}).sort("starts_at", 1).to_list()
+        return [_read(doc) for doc in await self.events.find({}, NO_OUTBOX).sort("schedule.starts_at", 1).to_list()]
 
     async def upcoming_slugs(self, now: datetime) -> list[str]:
-        return [doc["_id"] for doc in await self.events.find({"ends_at": {"$gt": now}}, {"_id": 1}).to_list()]
+        return [doc["_id"] for doc in await self.events.find({"schedule.ends_at": {"$gt": now}}, {"_id": 1}).to_list()]
+
+    async def update_event(self, event: dict, changed: dict, entries: list[dict]) -> dict | None:
+        """Write an admin's change unless the event changed meanwhile, or the capacity would fall below the seats
+        held; None then."""
+        after = {**event, **changed}
+        fields = {k: v for k, v in _stored(after).items() if k in changed or k == "schedule"}
+        query = {"_id": event["_id"], "version": event["version"]}
+        if "capacity" in changed:
+            query["$expr"] = {"$lte": [{"$size": "$seats"}, changed["capacity"]]}
+        return _read(await self.events.find_one_and_update(
+            query, {"$set": fields, "$inc": {"version": 1}, **outbox.add(entries)}, projection=NO_OUTBOX,
+            return_document=AFTER))
 
     async def take_seat(self, slug: str, rid: str) -> dict | None:
         """Give rid a seat if one is free; None when full (or rid already placed)."""
@@ -67,26 +93,46 @@ class Store:
 
     async def release(self, slug: str, rid: str) -> dict | None:
         """Give back rid's seat or waiting-list place (idempotent); returns the event after."""
-        return await self.events.find_one_and_update(
-            {"_id": slug}, {"$pull": {"seats": rid, "waitlist": rid}}, projection={outbox.FIELD: 0},
-            return_document=AFTER)
+        return _read(await self.events.find_one_and_update(
+            {"_id": slug}, {"$pull": {"seats": rid, "waitlist": rid}}, projection=NO_OUTBOX, return_document=AFTER))
 
     async def promote(self, slug: str, rid: str) -> dict | None:
         """Move rid from the head of the waiting list to a seat, if it is still first and a seat is still free."""
-        return await self.events.find_one_and_update(
+        return _read(await self.events.find_one_and_update(
             {"_id": slug, "waitlist.0": rid, "$expr": {"$lt": [{"$size": "$seats"}, "$capacity"]}},
-            {"$pop": {"waitlist": -1}, "$push": {"seats": rid}}, projection={outbox.FIELD: 0}, return_document=AFTER)
+            {"$pop": {"waitlist": -1}, "$push": {"seats": rid}}, projection=NO_OUTBOX, return_document=AFTER))
 
     # Registrations
 
-    async def insert_registration(self, doc: dict) -> None:
+    async def insert_registration(self, doc: dict, entries: list[dict]) -> None:
         try:
-            await self.registrations.insert_one({**doc, "updated_ts": time.time(), outbox.FIELD: []})
+            await self.registrations.insert_one({**doc, "updated_ts": time.time(), outbox.FIELD: entries})
         except DuplicateKeyError as exc:
             raise Duplicate from exc
 
+    async def delete_registration(self, rid: str, status: Status) -> None:
+        await self.registrations.delete_one({"_id": rid, "status": status.value})
+
+    async def confirm_email(self, rid: str, now: datetime) -> dict | None:
+        """pending_confirmation → allocating, if the link has not expired."""
+        return await self.registrations.find_one_and_update(
+            {"_id": rid, "status": Status.pending_confirmation.value, "expires_at": {"$gt": now}},
+            {"$set": {"status": Status.allocating.value, "updated_ts": time.time()}, "$unset": {"expires_at": ""}},
+            projection=NO_OUTBOX, return_document=AFTER)
+
+    async def delete_expired_pending(self, now: datetime) -> int:
+        # Unconfirmed registrations hold nothing; their messages went out long ago, so nothing is lost.
+        result = await self.registrations.delete_many(
+            {"status": Status.pending_confirmation.value, "expires_at": {"$lte": now}})
+        return result.deleted_count
+
+    async def mark_all_cancelling(self, slug: str, statuses: tuple[Status, ...], reason: str) -> None:
+        await self.registrations.update_many(
+            {"event_slug": slug, "status": {"$in": [s.value for s in statuses]}},
+            {"$set": {"status": Status.cancelling.value, "cancel_reason": reason, "updated_ts": time.time()}})
+
     async def registration(self, rid: str) -> dict | None:
-        return await self.registrations.find_one({"_id": rid}, {outbox.FIELD: 0})
+        return await self.registrations.find_one({"_id": rid}, NO_OUTBOX)
 
     async def transition(self, rid: str, expected: tuple[Status, ...], changes: dict, entries: list[dict],
                          token_hash: str | None = None) -> dict | None:
@@ -98,17 +144,19 @@ class Store:
             update["$push"] = {"token_hashes": token_hash}
         return await self.registrations.find_one_and_update(
             {"_id": rid, "status": {"$in": [s.value for s in expected]}}, update,
-            projection={outbox.FIELD: 0}, return_document=AFTER)
+            projection=NO_OUTBOX, return_document=AFTER)
 
-    async def stuck(self, statuses: tuple[Status, ...], before: datetime) -> AsyncIterator[dict]:
+    async def stuck(self, statuses: tuple[Status, ...], before: datetime, slug: str | None = None
+                    ) -> AsyncIterator[dict]:
         """Registrations left in a short-lived status by a flow that did not finish."""
-        cursor = self.registrations.find(
-            {"status": {"$in": [s.value for s in statuses]}, "updated_ts": {"$lte": before.timestamp()}},
-            {outbox.FIELD: 0})
+        query = {"status": {"$in": [s.value for s in statuses]}, "updated_ts": {"$lte": before.timestamp()}}
+        if slug:
+            query["event_slug"] = slug
+        cursor = self.registrations.find(query, NO_OUTBOX)
         async for doc in cursor:
             yield doc
 
     async def waitlisted_among(self, rids: list[str]) -> list[dict]:
         """Of these seat holders, those whose registration does not know it yet (a promotion cut short)."""
         return await self.registrations.find(
-            {"_id": {"$in": rids}, "status": Status.waitlisted.value}, {outbox.FIELD: 0}).to_list()
+            {"_id": {"$in": rids}, "status": Status.waitlisted.value}, NO_OUTBOX).to_list()

@@ -29,6 +29,7 @@ class EventInfo(BaseModel):
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     venue: str
+    address: str | None = None
     timezone: str = "Europe/Oslo"
     language: Language = Language.nn
     url: str | None = None
