@@ -200,7 +200,6 @@ async def post_comment(request: web.Request, body: domain.NewComment):
         if parent is None or parent["thread_id"] != thread_id or parent["status"] != CommentStatus.approved:
             raise ApiError(422, "Nokre felt er ikkje rett utfylte.", [
                 {"field": "parent_id", "message": text("parent_not_found", lang), "type": "parent_not_found"}])
-    rendered = domain.render(body.body)
     honeypot = bool(body.website.strip())
     known = config.auto_approve_known and not honeypot and await ctx.store.known_author(body.email)
     status, held = domain.initial_status(
@@ -208,13 +207,8 @@ async def post_comment(request: web.Request, body: domain.NewComment):
         max_links=config.max_links, honeypot=honeypot, known_author=known,
         auto_approve_known=config.auto_approve_known)
     now = datetime.now(UTC)
-    doc = {**domain.identity(), "thread_id": thread_id, **domain.placement(parent, config.max_depth),
-           "reply_to": parent["_id"] if parent else None, "author_name": body.author_name, "email": body.email,
-           "ip": ip, "language": body.language, "notify_replies": body.notify_replies, "body": body.body,
-           "html": rendered, "status": status, "listed": domain.listed(status, False), "reply_count": 0,
-           "created_at": now}
-    if not honeypot:  # a bot resubmitting its text should not learn it was caught
-        doc["fingerprint"] = domain.fingerprint(body.body)
+    doc = domain.comment_doc(thread_id, body, parent=parent, max_depth=config.max_depth, status=status, ip=ip,
+                             now=now, honeypot=honeypot)
     event = None if honeypot else await ctx.status_event(doc, request, held)  # honeypot catches are silent
     try:
         await ctx.store.insert(doc, [event] if event else [])
@@ -226,7 +220,7 @@ async def post_comment(request: web.Request, body: domain.NewComment):
     ctx.publish_soon(doc)
     edit_until = now + timedelta(minutes=config.edit_minutes)
     shown = CommentStatus.pending if honeypot else status
-    return Created(id=str(doc["_id"]), status=shown, html=rendered, message=CREATED_TEXT[shown][lang],
+    return Created(id=str(doc["_id"]), status=shown, html=doc["html"], message=CREATED_TEXT[shown][lang],
                    edit_token=domain.sign(ctx.secret, Purpose.edit, str(doc["_id"]), edit_until - now, now),
                    edit_until=edit_until)
 

@@ -222,6 +222,19 @@ def placement(parent: dict | None, max_depth: int) -> dict:
     return {"parent_id": parent["parent_id"], "root_id": parent["root_id"], "depth": parent["depth"]}
 
 
+def comment_doc(thread_id: str, new: NewComment, *, parent: dict | None, max_depth: int, status: CommentStatus,
+                ip: str, now: datetime, honeypot: bool = False) -> dict:
+    """A new comment as stored: source and rendering, its place in the thread, and who wrote it (never public)."""
+    doc = {**identity(), "thread_id": thread_id, **placement(parent, max_depth),
+           "reply_to": parent["_id"] if parent else None, "author_name": new.author_name, "email": new.email,
+           "ip": ip, "language": new.language, "notify_replies": new.notify_replies, "body": new.body,
+           "html": render(new.body), "status": status, "listed": listed(status, False), "reply_count": 0,
+           "created_at": now}
+    if not honeypot:  # a bot resubmitting its text should not learn it was caught
+        doc["fingerprint"] = fingerprint(new.body)
+    return doc
+
+
 def anonymised() -> dict:
     """What erasure sets on a person's comments; the text and the thread structure stay."""
     return {"author_name": TEXT["anonymous"][Language.nn], "notify_replies": False, "erased": True}

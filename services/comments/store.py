@@ -106,8 +106,10 @@ class Store:
         await self.comments.update_one({"_id": comment_id}, {"$inc": {"reply_count": delta}})
 
     async def has_replies(self, comment_id: ObjectId) -> bool:
+        # $in rather than equality: nx-27017 0.8.1 matches an ObjectId in a field other than _id only that way.
         found = await self.comments.find_one(
-            {"parent_id": comment_id, "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}}, {"_id": 1})
+            {"parent_id": {"$in": [comment_id]}, "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}},
+            {"_id": 1})
         return found is not None
 
     async def page(self, thread_id: str, sort: Sort, after: dict, limit: int) -> list[dict]:
@@ -121,9 +123,10 @@ class Store:
         return await self.comments.find({"root_id": {"$in": root_ids}, "listed": True}, PAGE_FIELDS).to_list()
 
     async def counts(self, thread_ids: list[str]) -> dict[str, int]:
-        rows = await self.comments.aggregate([
+        cursor = await self.comments.aggregate([
             {"$match": {"thread_id": {"$in": thread_ids}, "status": CommentStatus.approved}},
-            {"$group": {"_id": "$thread_id", "n": {"$sum": 1}}}]).to_list()
+            {"$group": {"_id": "$thread_id", "n": {"$sum": 1}}}])
+        rows = await cursor.to_list()
         return {row["_id"]: row["n"] for row in rows}
 
     async def queue(self, status: CommentStatus, after: dict, limit: int) -> list[dict]:

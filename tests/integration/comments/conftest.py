@@ -20,8 +20,18 @@ def config() -> CommentsConfig:
 
 
 @pytest.fixture
-async def base(start_service, settings, config) -> str:
-    return await start_service(lambda s: create_app(s, config), "comments")
+def start_comments(start_service):
+    """Start the service with a configuration of the test's own; returns its base URL."""
+
+    async def start(config: CommentsConfig) -> str:
+        return await start_service(lambda s: create_app(s, config), "comments")
+
+    return start
+
+
+@pytest.fixture
+async def base(start_comments, config) -> str:
+    return await start_comments(config)
 
 
 @pytest.fixture

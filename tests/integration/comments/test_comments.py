@@ -1,0 +1,255 @@
+"""The comments service over HTTP with the real store and broker: writing, reading, moderation, messages."""
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from services.comments.config import CommentsConfig
+from tests.integration.comments.conftest import comment
+
+THREAD = "/arrangement/innovasjon-bærum"
+URL = "/threads/%2Farrangement%2Finnovasjon-b%C3%A6rum/comments"
+
+
+async def post(http, base, body, thread_url=URL, ip="10.0.0.1", **headers):
+    async with http.post(f"{base}{thread_url}", json=body, headers={"X-Forwarded-For": ip, **headers}) as resp:
+        return resp.status, await resp.json(), resp.headers
+
+
+async def get(http, base, path=URL, **params):
+    async with http.get(f"{base}{path}", params=params) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def moderate(http, base, headers, action, *ids):
+    async with http.post(f"{base}/moderation/comments", json={"ids": list(ids), "action": action},
+                         headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["results"]
+
+
+async def published(http, base, headers, **fields):
+    """Post a comment and approve it; returns its id."""
+    status, created, _ = await post(http, base, comment(**fields))
+    assert status == 201, created
+    assert await moderate(http, base, headers, "approve", created["id"]) == {created["id"]: "approved"}
+    return created["id"]
+
+
+async def test_a_new_comment_waits_for_a_moderator_and_then_appears(base, http, tap, moderator_headers):
+    status, created, _ = await post(http, base, comment(body="Kjem det *opptak*?"))
+    assert status == 201 and created["status"] == "pending"
+    assert created["html"] == "<p>Kjem det <em>opptak</em>?</p>\n"
+    assert "kari@example.no" not in str(created)
+    assert (await get(http, base))["comments"] == []
+
+    [submitted] = await tap.wait_for("comment.submitted.v1")
+    data = submitted["data"]
+    assert data["thread_id"] == THREAD and data["comment_id"] == created["id"]
+    assert data["moderator_emails"] == ["moderator@example.no"] and data["excerpt"] == "Kjem det opptak?"
+    assert "kari@example.no" not in str(submitted) and "10.0.0.1" not in str(submitted)
+
+    async with http.get(f"{base}/moderation/comments", headers=moderator_headers) as resp:
+        queue = await resp.json()
+    assert [(c["id"], c["email"]) for c in queue["comments"]] == [(created["id"], "kari@example.no")]
+
+    assert await moderate(http, base, moderator_headers, "approve", created["id"], "ffffffffffffffffffffffff") == {
+        created["id"]: "approved", "ffffffffffffffffffffffff": "not_found"}
+    [shown] = (await get(http, base))["comments"]
+    assert (shown["id"], shown["author_name"]) == (created["id"], "Kari Nordmann")
+    assert "email" not in shown and "ip" not in shown
+    [event] = await tap.wait_for("comment.published.v1")
+    assert event["data"]["parent"] is None and event["data"]["url"].endswith(f"#kommentar-{created['id']}")
+    assert await moderate(http, base, moderator_headers, "approve", created["id"]) == {created["id"]: "unchanged"}
+
+
+async def test_missing_and_bad_fields_get_a_norwegian_message_each(base, http):
+    status, body, _ = await post(http, base, {"email": "ikkje ein adresse", "body": "x", "website": ""})
+    assert status == 422
+    fields = {d["field"]: d["message"] for d in body["error"]["details"]}
+    assert fields == {"author_name": "Feltet er obligatorisk.",
+                      "email": "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no.",
+                      "body": "Skriv ein kommentar på minst 2 teikn."}
+    status, body, _ = await post(http, base, comment(body="x" * 5001))
+    assert status == 422 and body["error"]["details"][0]["field"] == "body"
+    status, body, _ = await post(http, base, comment(parent_id="nope"))
+    assert status == 422 and body["error"]["details"][0]["field"] == "parent_id"
+    async with http.get(f"{base}/moderation/comments?status=pending") as resp:
+        assert resp.status == 401  # and nothing above was written:
+    assert (await get(http, base))["comments"] == []
+
+
+async def test_honeypot_looks_normal_but_is_stored_as_spam(base, http, tap, moderator_headers):
+    status, created, _ = await post(http, base, comment(website="http://spam.example"))
+    assert status == 201 and created["status"] == "pending"
+    async with http.get(f"{base}/moderation/comments?status=spam", headers=moderator_headers) as resp:
+        assert [c["id"] for c in (await resp.json())["comments"]] == [created["id"]]
+    async with http.get(f"{base}/moderation/comments", headers=moderator_headers) as resp:
+        assert (await resp.json())["comments"] == []
+    await post(http, base, comment(body="Ein ekte kommentar."))
+    await tap.wait_for("comment.submitted.v1")
+    assert [e["data"]["excerpt"] for e in tap.events] == ["Ein ekte kommentar."]
+
+
+async def test_the_same_text_twice_in_a_thread_is_refused(base, http):
+    assert (await post(http, base, comment(body="Heilt lik tekst")))[0] == 201
+    status, body, _ = await post(http, base, comment(body="  heilt LIK tekst "), ip="10.0.0.2")
+    assert status == 409 and body["error"]["message"] == "Du har alt skrive akkurat denne kommentaren her."
+    other = "/threads/anna-side/comments"
+    assert (await post(http, base, comment(body="Heilt lik tekst"), thread_url=other))[0] == 201
+
+
+async def test_per_ip_limits_answer_429_with_retry_after(start_comments, http):
+    base = await start_comments(CommentsConfig(posts_per_minute=3, new_threads_per_hour=1, trust_forwarded_for=True))
+    for n in range(3):
+        assert (await post(http, base, comment(body=f"Kommentar {n}")))[0] == 201
+    status, body, headers = await post(http, base, comment(body="Ein for mykje"))
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 60
+    assert body["error"]["message"].startswith("Du skriv for mange kommentarar")
+    assert (await post(http, base, comment(body="Ein for mykje"), ip="10.0.0.9"))[0] == 201  # another client
+
+    new = [(await post(http, base, comment(body=f"Tråd {n}"), thread_url=f"/threads/ny-{n}/comments",
+                       ip="10.0.0.7")) for n in range(2)]
+    assert [s for s, _, _ in new] == [201, 429]
+    assert 60 < int(new[1][2]["Retry-After"]) <= 3600
+    assert (await post(http, base, comment(body="Tråd 1"), thread_url="/threads/ny-0/comments", ip="10.0.0.7")
+            )[0] == 201  # an existing thread is no new one
+
+
+async def test_thread_moderation_modes_links_closing_and_hiding(base, http, moderator_headers, tap):
+    async with http.patch(f"{base}{URL.removesuffix('/comments')}", json={"moderation": "post"},
+                          headers=moderator_headers) as resp:
+        assert resp.status == 200 and (await resp.json())["moderation"] == "post"
+    status, created, _ = await post(http, base, comment(body="Rett ut."))
+    assert created["status"] == "approved"
+    status, linky, _ = await post(http, base, comment(body="https://a.no https://b.no https://c.no"))
+    assert linky["status"] == "pending"
+    [held] = await tap.wait_for("comment.submitted.v1")
+    assert held["data"]["held_because"] == "too_many_links"
+    assert [c["id"] for c in (await get(http, base))["comments"]] == [created["id"]]
+
+    async with http.patch(f"{base}{URL.removesuffix('/comments')}", json={"closed": True},
+                          headers=moderator_headers) as resp:
+        assert (await resp.json())["closed"] is True
+    status, body, _ = await post(http, base, comment(body="For seint."))
+    assert status == 409 and "stengd" in body["error"]["message"]
+    assert (await get(http, base))["thread"]["closed"] is True
+
+    async with http.patch(f"{base}{URL.removesuffix('/comments')}", json={"hidden": True},
+                          headers=moderator_headers) as resp:
+        assert resp.status == 200
+    page = await get(http, base)
+    assert page["thread"]["hidden"] is True and page["comments"] == []
+    async with http.patch(f"{base}{URL.removesuffix('/comments')}", json={"hidden": True}) as resp:
+        assert resp.status == 401
+
+
+async def test_known_authors_can_skip_the_queue(start_comments, http, moderator_headers):
+    base = await start_comments(CommentsConfig(auto_approve_known=True, posts_per_minute=100))
+    first = await published(http, base, moderator_headers)
+    status, second, _ = await post(http, base, comment(body="Eg igjen."))
+    assert second["status"] == "approved"
+    status, stranger, _ = await post(http, base, comment(body="Ny her.", email="ny@example.no"))
+    assert stranger["status"] == "pending"
+    assert {c["id"] for c in (await get(http, base))["comments"]} == {first, second["id"]}
+
+
+async def test_replies_nest_to_the_depth_limit_and_notify_an_opted_in_parent(base, http, moderator_headers, tap):
+    top = await published(http, base, moderator_headers, notify_replies=True, body="Første")
+    reply = await published(http, base, moderator_headers, parent_id=top, body="Svar", email="ola@example.no",
+                            author_name="Ola")
+    deep = await published(http, base, moderator_headers, parent_id=reply, body="Svar på svar")
+    deeper = await published(http, base, moderator_headers, parent_id=deep, body="Endå djupare",
+                             email="per@example.no")
+    [page_top] = (await get(http, base))["comments"]
+    assert page_top["id"] == top and page_top["reply_count"] == 3
+    [r] = page_top["replies"]
+    assert r["id"] == reply
+    assert [c["id"] for c in r["replies"]] == [deep, deeper]  # 'deeper' attached beside 'deep', at depth 2
+
+    events = {e["data"]["comment_id"]: e["data"] for e in await tap.wait_for("comment.published.v1", 4)}
+    assert events[top]["parent"] is None
+    notice = events[reply]["parent"]
+    assert (notice["comment_id"], notice["author_name"], notice["email"]) == (top, "Kari Nordmann", "kari@example.no")
+    assert events[deep]["parent"]["email"] is None  # Ola did not opt in
+    assert events[deeper]["parent"]["comment_id"] == deep  # told to whom they answered, though placed beside
+
+    unsubscribe = notice["unsubscribe_url"].replace(notice["unsubscribe_url"].split("/comments/")[0], base)
+    async with http.get(unsubscribe) as resp:
+        assert resp.status == 200 and "ikkje lenger" in (await resp.json())["message"]
+    async with http.get(unsubscribe.replace("token=", "token=x")) as resp:
+        assert resp.status == 403
+    await published(http, base, moderator_headers, parent_id=top, body="Eitt svar til", email="liv@example.no")
+    last = [e for e in await tap.wait_for("comment.published.v1", 5) if e["data"]["excerpt"] == "Eitt svar til"]
+    assert last[0]["data"]["parent"]["email"] is None
+
+
+async def test_a_page_shows_a_few_replies_and_counts_the_hidden_ones(start_comments, http, moderator_headers):
+    base = await start_comments(CommentsConfig(nested_limit=2, posts_per_minute=100))
+    top = await published(http, base, moderator_headers)
+    replies = [await published(http, base, moderator_headers, parent_id=top, body=f"Svar {n}") for n in range(3)]
+    [shown] = (await get(http, base))["comments"]
+    assert [r["id"] for r in shown["replies"]] == replies[:2] and shown["hidden_replies"] == 1
+
+
+async def test_author_edits_and_deletes_with_the_edit_token(base, http, moderator_headers, tap):
+    status, created, _ = await post(http, base, comment(body="Skrivefeil her"))
+    token = {"X-Edit-Token": created["edit_token"]}
+    comment_url = f"{base}/comments/{created['id']}"
+    async with http.patch(comment_url, json={"body": "Retta **her**"}) as resp:
+        assert resp.status == 403
+    async with http.patch(comment_url, json={"body": "Retta **her**"}, headers={"X-Edit-Token": "feil"}) as resp:
+        assert resp.status == 403
+    async with http.patch(comment_url, json={"body": "Retta **her**"}, headers=token) as resp:
+        assert resp.status == 200 and (await resp.json())["html"] == "<p>Retta <strong>her</strong></p>\n"
+    await moderate(http, base, moderator_headers, "approve", created["id"])
+    reply = await published(http, base, moderator_headers, parent_id=created["id"], body="Eit svar")
+    async with http.delete(comment_url, headers=token) as resp:
+        assert resp.status == 204
+    [placeholder] = (await get(http, base))["comments"]
+    assert placeholder["deleted"] and placeholder["html"] == "<p>Kommentaren er sletta.</p>"
+    assert placeholder["author_name"] == "" and [r["id"] for r in placeholder["replies"]] == [reply]
+    [deleted] = await tap.wait_for("comment.deleted.v1")
+    assert deleted["data"] == {"thread_id": THREAD, "comment_id": created["id"], "by": "author", "placeholder": True}
+    async with http.patch(comment_url, json={"body": "Igjen"}, headers=token) as resp:
+        assert resp.status == 409
+
+
+async def test_moderators_reject_spam_and_delete_in_bulk(base, http, moderator_headers, tap):
+    ids = [(await post(http, base, comment(body=f"Nr {n}")))[1]["id"] for n in range(3)]
+    assert await moderate(http, base, moderator_headers, "reject", *ids[:2]) == {i: "rejected" for i in ids[:2]}
+    assert await moderate(http, base, moderator_headers, "spam", ids[2]) == {ids[2]: "spam"}
+    assert await moderate(http, base, moderator_headers, "delete", *ids) == {i: "deleted" for i in ids}
+    assert len(await tap.wait_for("comment.rejected.v1", 3)) == 3
+    assert len(await tap.wait_for("comment.deleted.v1", 3)) == 3
+    assert (await get(http, base))["comments"] == []
+    # a deleted text may be written again
+    assert (await post(http, base, comment(body="Nr 0")))[0] == 201
+
+
+async def test_counts_for_many_threads(base, http, moderator_headers):
+    await published(http, base, moderator_headers)
+    await published(http, base, moderator_headers, body="To")
+    await post(http, base, comment(body="Ventar"))
+    async with http.post(f"{base}/threads/counts", json={"threads": [THREAD, "tom"]}) as resp:
+        assert await resp.json() == {"counts": {THREAD: 2, "tom": 0}}
+
+
+async def test_moderation_needs_a_moderator_or_admin(base, http, admin_headers, settings):
+    async with http.post(f"{base}/moderation/comments", json={"ids": ["x"], "action": "approve"}) as resp:
+        assert resp.status == 401
+    viewer = jwt.encode({"sub": "x", "role": "viewer", "exp": datetime.now(UTC) + timedelta(hours=1)},
+                        settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    bad = {"Authorization": f"Bearer {viewer}"}
+    async with http.get(f"{base}/moderation/comments", headers=bad) as resp:
+        assert resp.status == 403
+    async with http.get(f"{base}/moderation/comments", headers=admin_headers) as resp:
+        assert resp.status == 200
+
+
+async def test_openapi_documents_the_routes(base, http):
+    async with http.get(f"{base}/openapi.json") as resp:
+        doc = await resp.json()
+    assert {"/threads/{thread}/comments", "/moderation/comments", "/threads/counts"} <= set(doc["paths"])
+    assert "email" not in doc["components"]["schemas"]["PublicComment"]["properties"]
