@@ -111,7 +111,6 @@ def available_services() -> list[str]:
 class Child:
     name: str
     process: subprocess.Popen
-    stop_signal: signal.Signals = signal.SIGTERM  # every child shuts down cleanly on it (aiohttp drains)
 
 
 async def wait_healthy(url: str, children: list[Child], timeout_s: float = 30) -> None:
@@ -137,10 +136,11 @@ def check_alive(children: list[Child]) -> None:
 
 
 def stop(children: list[Child]) -> None:
-    """Services first (they drain their consumers), then the mail sink, the store last."""
+    """Services first (they drain their consumers), then the mail sink, the store last. SIGTERM: every child
+    shuts down cleanly on it (aiohttp finishes its requests and runs its cleanup)."""
     for child in reversed(children):
         if child.process.poll() is None:
-            child.process.send_signal(child.stop_signal)
+            child.process.terminate()
         try:
             child.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
