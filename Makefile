@@ -25,6 +25,11 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
+# The architecture contracts and the generated message contract, without running the tests.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/moteplass schemas --check
+
 schemas: install
 	$(BIN)/moteplass schemas
 
