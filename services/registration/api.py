@@ -6,7 +6,10 @@ from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WrapValidator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from shared.messages import Language
@@ -136,7 +139,16 @@ class Municipality(Input):
     name: Text
 
 
-Answer = Annotated[str, StringConstraints(max_length=2000)] | list[Annotated[str, StringConstraints(max_length=200)]]
+def _one_answer_error(value, handler):
+    # One readable error for the answer, not one per member of the union.
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("answer_type", "Svaret må vere tekst eller ei liste med tekst.") from None
+
+
+Answer = Annotated[Annotated[str, StringConstraints(max_length=2000)]
+                   | list[Annotated[str, StringConstraints(max_length=200)]], WrapValidator(_one_answer_error)]
 Answers = Annotated[dict[Annotated[str, StringConstraints(max_length=80)], Answer], Field(max_length=30)]
 
 

@@ -10,43 +10,46 @@ from shared.outbox import Outbox
 from shared.runtime import Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
+from .config import RegistrationConfig
 from .flows import Registrations
 from .handlers import REGISTRATIONS, api
 from .store import Store
 
 SERVICE = "registration"
-# Flows in progress are left to their own request for this long before the reconciler finishes them.
-RECONCILE_GRACE = timedelta(seconds=10)
 log = logging.getLogger(__name__)
 
 
-async def reconcile_forever(registrations: Registrations, interval_s: float) -> None:
+async def reconcile_forever(registrations: Registrations, interval_s: float, grace: timedelta) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await registrations.reconcile(RECONCILE_GRACE)
+            await registrations.reconcile(grace)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("reconciliation failed; will try again", exc_info=True)
 
 
-async def setup(app: web.Application, runtime: Runtime) -> None:
+async def setup(app: web.Application, runtime: Runtime, config: RegistrationConfig) -> None:
     store = Store(runtime.db)
     await store.ensure_indexes()
     outbox = Outbox(runtime.bus, [store.events, store.registrations])
     await outbox.ensure_indexes()
-    registrations = Registrations(store, outbox, runtime.settings, runtime.bus.source)
+    registrations = Registrations(store, outbox, runtime.settings, runtime.bus.source,
+                                  timedelta(hours=config.confirmation_valid_hours))
     app[REGISTRATIONS] = registrations
     # Whatever a crashed process left: finish its flows, then publish what they recorded.
     await registrations.reconcile(timedelta(0))
     await outbox.sweep(grace=timedelta(0))
     runtime.spawn(outbox.run(runtime.settings.relay_interval_s))
-    runtime.spawn(reconcile_forever(registrations, runtime.settings.relay_interval_s))
+    runtime.spawn(reconcile_forever(registrations, runtime.settings.relay_interval_s,
+                                    timedelta(seconds=config.reconcile_grace_s)))
 
 
-def create_app(settings: Settings | None = None) -> web.Application:
-    return create_service_app(SERVICE, settings or get_settings(), api=api, setup=setup)
+def create_app(settings: Settings | None = None, config: RegistrationConfig | None = None) -> web.Application:
+    config = config or RegistrationConfig()
+    return create_service_app(SERVICE, settings or get_settings(), api=api,
+                              setup=lambda app, runtime: setup(app, runtime, config))
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ def now() -> datetime:
 
 class Registrations:
     def __init__(self, store: Store, outbox: Outbox, settings: Settings, source: str,
-                 confirmation_valid: timedelta = timedelta(hours=24)):
+                 confirmation_valid: timedelta):
         self.store, self.outbox, self.settings, self.source = store, outbox, settings, source
         self.confirmation_valid = confirmation_valid
 

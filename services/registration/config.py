@@ -1,0 +1,12 @@
+"""The registration service's own knobs (env prefix REGISTRATION_), beside the shared Settings."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrationConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRATION_", env_file=".env", extra="ignore")
+
+    confirmation_valid_hours: float = Field(default=24.0, gt=0, description="Life of a double opt-in link")
+    # Flows in progress are left to their own request for this long before the reconciler finishes them.
+    reconcile_grace_s: float = Field(default=10.0, ge=0)
