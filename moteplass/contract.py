@@ -5,7 +5,7 @@ README. `moteplass schemas` writes them; `moteplass schemas --check` (and a unit
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from importlib.metadata import version
 from pathlib import Path
 
@@ -99,8 +99,9 @@ def _personal(root: dict, node: dict, path: str, seen: set[str]) -> dict[str, st
     return found
 
 
-def message_types() -> list[MessageType]:
-    return [MessageType(payload) for payload in catalogue().values()]
+@cache  # the models do not change while the process runs; their schemas are worth computing once
+def message_types() -> tuple[MessageType, ...]:
+    return tuple(MessageType(payload) for payload in catalogue().values())
 
 
 def _describe(message: MessageType) -> str:
@@ -221,9 +222,7 @@ def generate(root: Path) -> dict[Path, str]:
     return files
 
 
-def stale(root: Path) -> list[Path]:
-    """Generated files that differ from what is on disk, plus schema files no model produces any more."""
-    files = generate(root)
+def _differences(root: Path, files: dict[Path, str]) -> list[Path]:
     changed = [path for path, text in files.items()
                if not (root / path).exists() or (root / path).read_text(encoding="utf-8") != text]
     orphans = [path.relative_to(root) for path in sorted((root / SCHEMA_DIR).glob("*.json"))
@@ -231,10 +230,15 @@ def stale(root: Path) -> list[Path]:
     return changed + orphans
 
 
+def stale(root: Path) -> list[Path]:
+    """Generated files that differ from what is on disk, plus schema files no model produces any more."""
+    return _differences(root, generate(root))
+
+
 def write(root: Path) -> list[Path]:
     """Bring the generated files up to date; returns what changed."""
-    changed = stale(root)
     files = generate(root)
+    changed = _differences(root, files)
     for path in changed:
         target = root / path
         if path in files:

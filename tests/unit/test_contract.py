@@ -21,6 +21,21 @@ def test_checked_in_contract_files_are_what_the_models_generate():
     assert contract.stale(ROOT) == [], "run `make schemas` and commit the result"
 
 
+def test_stale_files_are_found_and_rewritten(tmp_path):
+    (tmp_path / "README.md").write_text(f"# Møteplass\n{contract.CATALOGUE_BEGIN}\nold\n{contract.CATALOGUE_END}\n")
+    assert set(contract.stale(tmp_path)) == set(contract.generate(tmp_path))
+    contract.write(tmp_path)
+    assert contract.stale(tmp_path) == []
+
+    first = contract.message_types()[0].schema_path
+    (tmp_path / first).write_text("{}")
+    orphan = contract.SCHEMA_DIR / "registration.retired.v1.json"
+    (tmp_path / orphan).write_text("{}")
+    assert contract.stale(tmp_path) == [first, orphan]
+    assert contract.write(tmp_path) == [first, orphan]
+    assert contract.stale(tmp_path) == [] and not (tmp_path / orphan).exists()
+
+
 def test_generation_is_deterministic():
     assert contract.generate(ROOT) == contract.generate(ROOT)
 
