@@ -55,7 +55,9 @@ class Notification(BaseModel):
 
     @classmethod
     def of(cls, doc: dict) -> "Notification":
-        return cls.model_validate({**doc, "id": str(doc["_id"])})
+        # Times that change are stored as Unix seconds (see store.py); pydantic reads those as UTC datetimes.
+        return cls.model_validate({**doc, "id": str(doc["_id"]), "updated_at": doc["updated_ts"],
+                                   "sent_at": doc.get("sent_ts")})
 
 
 class NotificationPage(BaseModel):

@@ -2,6 +2,7 @@
 every failure classed as transient (retry later) or permanent (5xx: retrying cannot help)."""
 
 import asyncio
+import email.policy
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -12,6 +13,10 @@ from .domain import is_permanent
 
 # Connections kept open to the SMTP server: sends overlap with the store writes around them.
 POOL_SIZE = 4
+# Python's header refolding drops the quotes around a display name it folds, which turns a name holding an
+# address into a second recipient. Headers here stay far below 998 characters (render caps names), so they are
+# written unfolded rather than refolded at 78.
+WIRE = email.policy.SMTP.clone(max_line_length=998)
 
 
 class DeliveryError(Exception):
@@ -47,7 +52,9 @@ class Mailer:
             async with asyncio.timeout(self.settings.smtp_timeout_s):
                 if not client.is_connected:
                     await client.connect()
-                await client.send_message(message)
+                await client.sendmail(message["From"].addresses[0].addr_spec,
+                                      [address.addr_spec for address in message["To"].addresses],
+                                      message.as_bytes(policy=WIRE))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._drop(client)
             code = _code(exc) if isinstance(exc, aiosmtplib.SMTPException) else None

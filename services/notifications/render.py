@@ -21,6 +21,8 @@ DAY = {Language.nn: "EEEE d. MMMM y 'kl.'", Language.nb: "EEEE d. MMMM y 'kl.'",
 # Norwegian style writes "kl. 10.00"; English "10:00".
 CLOCK = {Language.nn: "HH.mm", Language.nb: "HH.mm", Language.en: "HH:mm"}
 ICS_DOMAIN = "moteplass.no"
+# Longer names are shortened in the To header (only): it must stay far below SMTP's line limit unfolded.
+HEADER_NAME_MAX = 80
 
 
 def when(event: EventInfo, language: Language) -> str:
@@ -90,7 +92,7 @@ def compose(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> Emai
     message = EmailMessage()
     message["From"] = sender
     # headerregistry encodes the display name; control characters were already taken out of it.
-    message["To"] = Address(display_name=clean(mail.name), addr_spec=mail.recipient)
+    message["To"] = Address(display_name=clean(mail.name)[:HEADER_NAME_MAX], addr_spec=mail.recipient)
     message["Subject"] = clean(render(mail, "subject", unsubscribe_url))
     message["Date"] = rfc2822_date(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=ICS_DOMAIN)

@@ -1,6 +1,7 @@
 """Helpers for the notifications tests: publish messages as the other services would, read the service's store."""
 
 import asyncio
+import inspect
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -55,11 +56,61 @@ async def records(settings, mongo_url):
 
 
 async def eventually(condition, timeout_s: float = 10, interval_s: float = 0.05):
-    """Wait until an async condition returns something truthy; return it."""
+    """Wait until a condition (a function returning a value or an awaitable) gives something truthy; return it."""
     deadline = time.monotonic() + timeout_s
     while True:
-        if result := await condition():
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         await asyncio.sleep(interval_s)
+
+
+@pytest.fixture
+async def listen(settings):
+    """Collect the messages published on the test's exchange under a routing pattern."""
+    import aio_pika
+
+    from shared.messages import parse_event
+
+    connection = await aio_pika.connect(settings.amqp_url)
+    channel = await connection.channel()
+    received = []
+
+    async def start(pattern: str) -> list:
+        exchange = await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, pattern)
+        async def collect(message) -> None:
+            received.append(parse_event(message.body))
+
+        await queue.consume(collect, no_ack=True)
+        return received
+
+    yield start
+    await connection.close()
+
+
+@pytest.fixture
+async def smtp_later():
+    """A mail sink that is not there yet: its SMTP port is known at once, the server starts when asked."""
+    from moteplass.mailsink import MailSink
+    from tests.conftest import free_port
+    from tests.support.mailbox import Mailbox
+
+    class Later:
+        port, http_port, sink = free_port(), free_port(), MailSink()
+        mailbox = Mailbox(f"http://127.0.0.1:{http_port}")
+        started = False
+
+        async def start(self) -> None:
+            await self.sink.start("127.0.0.1", self.port, self.http_port)
+            self.started = True
+
+    later = Later()
+    yield later
+    if later.started:
+        await later.sink.stop()

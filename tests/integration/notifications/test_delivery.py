@@ -1,0 +1,132 @@
+"""Issue 5, delivery: exactly one mail per (message, recipient, kind) whatever happens to the SMTP server, the
+message or the replicas; permanent refusals recorded and announced; parked messages replayed."""
+
+import asyncio
+
+import aiohttp
+from aiosmtpd.smtp import SMTP
+
+from services.notifications.app import create_app
+from tests.conftest import free_port
+
+from .conftest import address, confirmed, eventually
+
+
+async def count(records, query: dict, expected: int) -> bool:
+    return await records.count_documents(query) == expected
+
+
+async def test_a_redelivered_message_sends_one_mail_and_announces_it_once(
+        settings, start_service, publish, mailbox, records, listen):
+    announced = await listen("notification.#")
+    await start_service(create_app, "notifications")
+    to = address()
+    first = await publish(confirmed(to))
+    await mailbox.wait_for(to)
+    await publish(first)  # the broker delivers the same message again
+    sentinel = address()
+    await publish(confirmed(sentinel))
+    await mailbox.wait_for(sentinel)
+
+    assert len(await mailbox.messages_to(to)) == 1
+    record = await records.find_one({"recipient": to})
+    assert (record["status"], record["attempts"], record["message_id"]) == ("sent", 1, first.id)
+    sent = await eventually(lambda: [e for e in announced if e.data.recipient == to])
+    assert [e.type for e in sent] == ["no.moteplass.notification.sent.v1"]
+    assert sent[0].data.notification_id == str(record["_id"]) and sent[0].data.kind == "confirmed"
+
+
+async def test_two_replicas_on_one_queue_send_each_mail_once(settings, start_service, publish, mailbox, records):
+    await start_service(create_app, "notifications")
+    await start_service(create_app, "notifications", port=free_port())
+    recipients = [address() for _ in range(20)]
+    events = [await publish(confirmed(to)) for to in recipients]
+    for event in events:  # every message twice: the replicas compete for both copies
+        await publish(event)
+    for to in recipients:
+        await mailbox.wait_for(to)
+    await eventually(lambda: count(records, {"status": "sent", "recipient": {"$in": recipients}}, 20))
+    counts = [len(await mailbox.messages_to(to)) for to in recipients]
+    assert counts == [1] * 20
+
+
+async def test_mails_wait_for_the_smtp_server_and_arrive_once_when_it_returns(
+        settings, start_service, publish, records, smtp_later):
+    down = settings.model_copy(update={"smtp_port": smtp_later.port, "max_attempts": 12})
+    await start_service(create_app, "notifications", app_settings=down)
+    recipients = [address() for _ in range(5)]
+    for to in recipients:
+        await publish(confirmed(to))
+    await eventually(lambda: records.find_one({"attempts": {"$gte": 2}}))  # it tried, and will again
+
+    await smtp_later.start()
+    for to in recipients:
+        await smtp_later.mailbox.wait_for(to)
+    await eventually(lambda: count(records, {"status": "sent"}, 5))
+    assert [len(await smtp_later.mailbox.messages_to(to)) for to in recipients] == [1] * 5
+    assert all(r["attempts"] >= 2 for r in await records.find({}).to_list())
+
+
+class Refuses:
+    """An SMTP server that knows no mailbox (550)."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 No such mailbox here"
+
+
+async def test_a_permanent_refusal_is_recorded_announced_and_not_retried(
+        settings, start_service, publish, records, listen, admin_headers):
+    port = free_port()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(Refuses()), "127.0.0.1", port)
+    announced = await listen("notification.#")
+    try:
+        base = await start_service(create_app, "notifications",
+                                   app_settings=settings.model_copy(update={"smtp_port": port}))
+        to = address()
+        await publish(confirmed(to))
+        record = await eventually(lambda: records.find_one({"recipient": to, "status": "failed"}))
+        assert record["attempts"] == 1 and "550" in record["last_error"]
+        [failed] = await eventually(lambda: announced)
+        assert failed.type == "no.moteplass.notification.failed.v1" and "550" in failed.data.error
+        async with aiohttp.ClientSession(headers=admin_headers) as http:
+            async with http.get(f"{base}/dead-letters") as resp:
+                assert resp.status == 200 and await resp.json() == []
+        assert (await records.find_one({"_id": record["_id"]}))["attempts"] == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_parked_message_is_listed_and_replayed_over_http(
+        settings, start_service, publish, records, smtp_later, admin_headers):
+    down = settings.model_copy(update={"smtp_port": smtp_later.port, "max_attempts": 2})
+    base = await start_service(create_app, "notifications", app_settings=down)
+    to = address()
+    event = await publish(confirmed(to))
+    async with aiohttp.ClientSession(headers=admin_headers) as http:
+        async def parked():
+            async with http.get(f"{base}/dead-letters") as resp:
+                return await resp.json()
+
+        [item] = await eventually(parked)
+        assert item["message_id"] == event.id and item["type"] == event.type and item["attempts"] == 2
+        assert "SMTPConnect" in item["error"] or "Connect" in item["error"]
+
+        await smtp_later.start()
+        async with http.post(f"{base}/dead-letters/replay") as resp:
+            assert resp.status == 200 and await resp.json() == {"replayed": 1}
+        await smtp_later.mailbox.wait_for(to)
+        assert await parked() == []
+    assert (await records.find_one({"recipient": to}))["status"] == "sent"
+
+
+async def test_a_name_with_crlf_and_html_stays_harmless(settings, start_service, publish, mailbox):
+    await start_service(create_app, "notifications")
+    to, intruder = address(), address()
+    await publish(confirmed(to, name=f"Kari\r\nBcc: {intruder}\r\nSubject: Vinn!<script>alert(1)</script>"))
+    [mail] = await mailbox.wait_for(to)
+    headers = await mailbox.headers(mail["ID"])
+    assert "Bcc" not in headers and headers["Subject"] == ["Du er påmeld: Innovasjonsjam i Bærum"]
+    assert [a["Address"] for a in mail["To"]] == [to]
+    assert "<script>" not in mail["HTML"] and "&lt;script&gt;alert(1)&lt;/script&gt;" in mail["HTML"]
+    assert await mailbox.messages_to(intruder) == []
