@@ -64,20 +64,16 @@ REGISTRATION_KINDS: dict[type[RegistrationPayload], Kind] = {
     RegistrationCancelled: Kind.cancelled,
 }
 # Mails that carry a calendar invitation, and its method.
-INVITES = {Kind.confirmed: IcsMethod.request, Kind.promoted: IcsMethod.request,
-           Kind.event_updated: IcsMethod.request, Kind.cancelled: IcsMethod.cancel,
+INVITES = {Kind.confirmed: IcsMethod.request, Kind.promoted: IcsMethod.request, Kind.cancelled: IcsMethod.cancel,
            Kind.event_cancelled: IcsMethod.cancel}
 HOLDS_SEAT = {RegistrationStatus.confirmed, RegistrationStatus.checked_in}
 # Who hears that the time or place changed.
 KEEPS_INFORMED = HOLDS_SEAT | {RegistrationStatus.waitlisted}
 
 
-def registration_mail(kind: Kind, data: RegistrationPayload, **context) -> Mail:
-    holds_seat = kind in (Kind.confirmed, Kind.promoted, Kind.cancelled, Kind.event_cancelled) or (
-        kind == Kind.event_updated and data.status in HOLDS_SEAT)
+def registration_mail(kind: Kind, data: RegistrationPayload, invite: bool = True, **context) -> Mail:
     return Mail(kind, str(data.email), data.name, data.language, {"manage_url": data.manage_url, **context},
-                event=data.event, registration_id=data.registration_id,
-                ics=INVITES.get(kind) if holds_seat else None)
+                event=data.event, registration_id=data.registration_id, ics=INVITES.get(kind) if invite else None)
 
 
 def plan(data: Payload) -> list[Mail]:
@@ -86,7 +82,8 @@ def plan(data: Payload) -> list[Mail]:
         case RegistrationCancelled(reason="event_cancelled"):
             return [registration_mail(Kind.event_cancelled, data)]
         case RegistrationCancelled(reason="left_waiting_list"):
-            return [registration_mail(Kind.cancelled, data, was_waitlisted=True)]
+            # No calendar entry to withdraw: a place on the waiting list never had one.
+            return [registration_mail(Kind.cancelled, data, invite=False, was_waitlisted=True)]
         case RegistrationPending():
             return [registration_mail(Kind.confirm_email, data, confirm_url=data.confirm_url,
                                       expires_at=data.expires_at)]

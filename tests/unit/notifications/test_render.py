@@ -1,0 +1,117 @@
+"""Mail composition: every template in every language, Norwegian dates, calendar invitations, safe headers."""
+
+from datetime import UTC, datetime, timedelta
+import email
+from email.policy import default
+
+import icalendar
+import pytest
+
+from services.notifications import render
+from services.notifications.domain import IcsMethod, Mail, Unsubscribe
+from services.notifications.mailer import WIRE
+from shared.messages import Language
+from shared.messages.notifications import NotificationKind as Kind
+from shared.messages.registration import EventInfo
+
+START = datetime(2027, 3, 4, 9, 0, tzinfo=UTC)  # 10.00 in Oslo
+EVENT = EventInfo(slug="jam", title="Innovasjonsjam <i>&</i>", starts_at=START, ends_at=START + timedelta(hours=6),
+                  venue="Bærum rådhus", url="https://x/jam", sequence=1)
+CONTEXT = {"manage_url": "https://x/m?token=a&b", "position": 4, "confirm_url": "https://x/c", "expires_at": START,
+           "inviter_name": "Kari", "municipality": "Bærum", "invite_url": "https://x/i", "changed": ["starts_at"],
+           "previous_starts_at": START - timedelta(days=1), "author_name": "Ola <b>", "excerpt": "Takk & helsing",
+           "url": "https://x/jam#c2", "moderation_url": "https://x/mod"}
+SENDER = "Møteplass <moteplass@example.no>"
+
+SUBJECTS = {
+    Language.nn: {Kind.confirmed: "Du er påmeld: ", Kind.waitlisted: "Du står på venteliste: ",
+                  Kind.promoted: "Du har fått plass: ", Kind.cancelled: "Avmeldinga di er registrert: ",
+                  Kind.confirm_email: "Stadfest e-postadressa di: ", Kind.guest_invite: "Kari inviterer deg til ",
+                  Kind.event_updated: "Endra tid eller stad: ", Kind.event_cancelled: "Avlyst: ",
+                  Kind.reminder: "Påminning: ", Kind.comment_submitted: "Ny kommentar ventar på godkjenning",
+                  Kind.comment_published: "Ola <b> har svart på kommentaren din"},
+    Language.nb: {Kind.confirmed: "Du er påmeldt: ", Kind.cancelled: "Avmeldingen din er registrert: ",
+                  Kind.confirm_email: "Bekreft e-postadressen din: ", Kind.event_updated: "Endret tid eller sted: ",
+                  Kind.reminder: "Påminnelse: ", Kind.comment_submitted: "Ny kommentar venter på godkjenning"},
+    Language.en: {Kind.confirmed: "You're registered: ", Kind.waitlisted: "You're on the waiting list: ",
+                  Kind.event_cancelled: "Cancelled: ", Kind.comment_published: "Ola <b> replied to your comment"},
+}
+
+
+def mail(kind: Kind, language: Language = Language.nn, **changes) -> Mail:
+    fields = {"kind": kind, "recipient": "kari@example.no", "name": "Kari Nordmann", "language": language,
+              "context": CONTEXT, "event": EVENT, "registration_id": "r1", **changes}
+    return Mail(**fields)
+
+
+@pytest.mark.parametrize("language", list(Language))
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_kind_renders_in_every_language_with_text_and_escaped_html(kind, language):
+    message = render.compose(mail(kind, language), SENDER)
+    subject = message["Subject"]
+    if expected := SUBJECTS[language].get(kind):
+        assert subject.startswith(expected)
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Kari Nordmann" in text and f'<html lang="{language.value}">' in html
+    assert "<i>&</i>" not in html and "<b>" not in html.replace("<br>", "")  # user text is escaped
+    if kind not in (Kind.comment_submitted, Kind.comment_published):
+        assert "Innovasjonsjam <i>&</i>" in text and "Innovasjonsjam &lt;i&gt;&amp;&lt;/i&gt;" in html
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    (Language.nn, "torsdag 4. mars 2027 kl. 10.00–16.00"),
+    (Language.nb, "torsdag 4. mars 2027 kl. 10.00–16.00"),
+    (Language.en, "Thursday 4 March 2027, 10:00–16:00"),
+])
+def test_times_are_written_in_the_events_timezone_in_the_languages_style(language, expected):
+    assert render.when(EVENT, language) == expected
+
+
+def test_an_event_over_several_days_names_both_days():
+    long = EVENT.model_copy(update={"ends_at": START + timedelta(days=1)})
+    assert render.when(long, Language.nn) == "torsdag 4. mars 2027 kl. 10.00 – fredag 5. mars 2027 kl. 10.00"
+
+
+def calendar(message) -> icalendar.Calendar:
+    [part] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    return icalendar.Calendar.from_ical(part.get_payload(decode=True))
+
+
+def test_an_update_replaces_the_invitation_with_the_same_uid_and_a_higher_sequence():
+    first = calendar(render.compose(mail(Kind.confirmed, ics=IcsMethod.request), SENDER))
+    moved = EVENT.model_copy(update={"sequence": 2, "starts_at": START + timedelta(days=7),
+                                     "ends_at": START + timedelta(days=7, hours=2)})
+    update = calendar(render.compose(mail(Kind.event_updated, event=moved, ics=IcsMethod.request), SENDER))
+    cancel = calendar(render.compose(mail(Kind.event_cancelled, event=moved, ics=IcsMethod.cancel), SENDER))
+    [a], [b], [c] = first.walk("VEVENT"), update.walk("VEVENT"), cancel.walk("VEVENT")
+    assert str(a["UID"]) == str(b["UID"]) == str(c["UID"]) == "jam.r1@moteplass.no"
+    assert (a["SEQUENCE"], b["SEQUENCE"]) == (1, 2)
+    assert b.decoded("DTSTART") == START + timedelta(days=7)
+    assert (str(update["METHOD"]), str(cancel["METHOD"]), str(c["STATUS"])) == ("REQUEST", "CANCEL", "CANCELLED")
+    assert str(a["ATTENDEE"]) == "mailto:kari@example.no"
+
+
+def test_mails_without_invitation_carry_no_calendar():
+    message = render.compose(mail(Kind.waitlisted), SENDER)
+    assert not [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+
+
+def test_only_unsubscribable_mail_has_the_one_click_headers_and_link():
+    reminder = render.compose(mail(Kind.reminder, unsubscribe_topic=Unsubscribe.reminder), SENDER,
+                              unsubscribe_url="https://n/unsubscribe?token=t")
+    assert reminder["List-Unsubscribe"] == "<https://n/unsubscribe?token=t>"
+    assert reminder["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "https://n/unsubscribe?token=t" in reminder.get_body(("plain",)).get_content()
+    confirmed = render.compose(mail(Kind.confirmed), SENDER)
+    assert confirmed["List-Unsubscribe"] is None
+
+
+def test_a_name_cannot_add_headers_or_recipients_even_once_written_for_the_wire():
+    name = "Kari\r\nBcc: deltakar-3d7298cfea@example.no\r\nSubject: Vinn!<script>alert(1)</script>"
+    message = render.compose(mail(Kind.confirmed, name=name), SENDER)
+    assert message["Bcc"] is None
+    # A long display name holding an address is where the standard library's refolding used to go wrong.
+    sent = email.message_from_bytes(message.as_bytes(policy=WIRE), policy=default)
+    assert [a.addr_spec for a in sent["To"].addresses] == ["kari@example.no"]
+    assert sent["Bcc"] is None and sent["Subject"].startswith("Du er påmeld")
