@@ -181,7 +181,7 @@ def asyncapi() -> dict:
                 "`registration.#`-style patterns.\n\n" + queue_text),
         },
         "defaultContentType": CONTENT_TYPE,
-        "servers": {"rabbitmq": {"host": "localhost:5672", "protocol": "amqp", "protocolVersion": "0.9.1",
+        "servers": {"rabbitmq": {"host": "localhost:5672", "protocol": "amqp", "protocolVersion": "0-9-1",
                                  "description": "RabbitMQ (AMQP_URL); compose runs it as `rabbitmq`."}},
         "channels": channels,
         "operations": operations,
