@@ -30,14 +30,19 @@ async def reconcile_forever(registrations: Registrations, interval_s: float, gra
             log.warning("reconciliation failed; will try again", exc_info=True)
 
 
-async def setup(app: web.Application, runtime: Runtime, config: RegistrationConfig) -> None:
+async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
+    """The service's flows over its store and outbox (a started runtime: the bus is connected)."""
     store = Store(runtime.db)
     await store.ensure_indexes()
     outbox = Outbox(runtime.bus, [store.events, store.registrations])
     await outbox.ensure_indexes()
-    registrations = Registrations(store, outbox, runtime.settings, runtime.bus.source,
-                                  timedelta(hours=config.confirmation_valid_hours))
-    app[REGISTRATIONS] = registrations
+    return Registrations(store, outbox, runtime.settings, runtime.bus.source,
+                         timedelta(hours=config.confirmation_valid_hours))
+
+
+async def setup(app: web.Application, runtime: Runtime, config: RegistrationConfig) -> None:
+    registrations = app[REGISTRATIONS] = await build(runtime, config)
+    outbox = registrations.outbox
     # Whatever a crashed process left: finish its flows, then publish what they recorded.
     await registrations.reconcile(timedelta(0))
     await outbox.sweep(grace=timedelta(0))

@@ -2,10 +2,12 @@
 document holds who has a seat (`seats`) and who waits (`waitlist`, in arrival order); a registration document
 holds the person, its status and the outbox of messages its changes caused.
 
-Written to work the same on MongoDB and on nx-27017 0.8.1, which differs in three places: array membership is
-tested with $nin (nx-27017 matches `{array: {$ne: x}}` wrongly in updates), the time of the last change is kept as a number,
-`updated_ts` in Unix seconds (nx-27017 stores a $set datetime as a string, and a $currentDate one compares with
-nothing), and outbox entries are appended with $addToSet (see shared.outbox.add)."""
+Written to work the same on MongoDB and on nx-27017 0.8.1, which differs in a few places, so this module uses
+only what both do alike: free seats are a counter (`free`) instead of an $expr on the array sizes (nx-27017
+ignores the rest of a filter holding $expr), array membership is tested with {array: x} and $nin (not $ne, nor
+positions like "waitlist.0"), the time of the last change is kept as a number, `updated_ts` in Unix seconds
+(nx-27017 stores a $set datetime as a string), an event's times live in a sub-document replaced whole, and outbox
+entries are appended with $addToSet (see shared.outbox.add)."""
 
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +22,6 @@ from shared import outbox
 from .domain import Status
 
 AFTER = ReturnDocument.AFTER
-# An event's times live in one sub-document, replaced whole on change: nx-27017 keeps datetimes intact there.
 SCHEDULE = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 NO_OUTBOX = {outbox.FIELD: 0}
 
@@ -53,8 +54,8 @@ class Store:
 
     async def insert_event(self, doc: dict, entries: list[dict]) -> None:
         try:
-            await self.events.insert_one({**_stored(doc), "seats": [], "waitlist": [], "version": 0,
-                                          outbox.FIELD: entries})
+            await self.events.insert_one({**_stored(doc), "seats": [], "waitlist": [], "free": doc["capacity"],
+                                          "version": 0, outbox.FIELD: entries})
         except DuplicateKeyError as exc:
             raise Duplicate from exc
 
@@ -73,18 +74,22 @@ class Store:
         after = {**event, **changed}
         fields = {k: v for k, v in _stored(after).items() if k in changed or k == "schedule"}
         query = {"_id": event["_id"], "version": event["version"]}
+        increments = {"version": 1}
         if "capacity" in changed:
-            query["$expr"] = {"$lte": [{"$size": "$seats"}, changed["capacity"]]}
+            more = changed["capacity"] - event["capacity"]
+            increments["free"] = more
+            if more < 0:
+                query["free"] = {"$gte": -more}
         return _read(await self.events.find_one_and_update(
-            query, {"$set": fields, "$inc": {"version": 1}, **outbox.add(entries)}, projection=NO_OUTBOX,
+            query, {"$set": fields, "$inc": increments, **outbox.add(entries)}, projection=NO_OUTBOX,
             return_document=AFTER))
 
     async def take_seat(self, slug: str, rid: str) -> dict | None:
         """Give rid a seat if one is free; None when full (or rid already placed)."""
         return await self.events.find_one_and_update(
-            {"_id": slug, "seats": {"$nin": [rid]}, "waitlist": {"$nin": [rid]},
-             "$expr": {"$lt": [{"$size": "$seats"}, "$capacity"]}},
-            {"$push": {"seats": rid}}, projection={"seats": 1, "waitlist": 1}, return_document=AFTER)
+            {"_id": slug, "free": {"$gt": 0}, "seats": {"$nin": [rid]}, "waitlist": {"$nin": [rid]}},
+            {"$push": {"seats": rid}, "$inc": {"free": -1}}, projection={"seats": 1, "waitlist": 1},
+            return_document=AFTER)
 
     async def join_waitlist(self, slug: str, rid: str) -> dict | None:
         return await self.events.find_one_and_update(
@@ -93,14 +98,20 @@ class Store:
 
     async def release(self, slug: str, rid: str) -> dict | None:
         """Give back rid's seat or waiting-list place (idempotent); returns the event after."""
-        return _read(await self.events.find_one_and_update(
-            {"_id": slug}, {"$pull": {"seats": rid, "waitlist": rid}}, projection=NO_OUTBOX, return_document=AFTER))
+        for held, update in (("seats", {"$pull": {"seats": rid}, "$inc": {"free": 1}}),
+                             ("waitlist", {"$pull": {"waitlist": rid}})):
+            if event := await self.events.find_one_and_update({"_id": slug, held: rid}, update,
+                                                              projection=NO_OUTBOX, return_document=AFTER):
+                return _read(event)
+        return await self.event(slug)
 
     async def promote(self, slug: str, rid: str) -> dict | None:
-        """Move rid from the head of the waiting list to a seat, if it is still first and a seat is still free."""
+        """Move rid from the waiting list to a seat, if it is still waiting and a seat is still free. The caller
+        passes the first in line: no one is ever put before it, so while it waits it is still first."""
         return _read(await self.events.find_one_and_update(
-            {"_id": slug, "waitlist.0": rid, "$expr": {"$lt": [{"$size": "$seats"}, "$capacity"]}},
-            {"$pop": {"waitlist": -1}, "$push": {"seats": rid}}, projection=NO_OUTBOX, return_document=AFTER))
+            {"_id": slug, "free": {"$gt": 0}, "waitlist": rid},
+            {"$pull": {"waitlist": rid}, "$push": {"seats": rid}, "$inc": {"free": -1}}, projection=NO_OUTBOX,
+            return_document=AFTER))
 
     # Registrations
 
