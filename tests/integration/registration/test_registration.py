@@ -114,3 +114,32 @@ async def test_leaving_the_waiting_list(http, base, tap, create_event, register)
     async with http.get(f"{base}/events/innovasjonsjam") as resp:
         assert (await resp.json())["waitlist_length"] == 0
     assert not tap.of_type("registration.promoted")
+
+
+async def test_two_hundred_registrations_over_two_instances_for_ninety_seats(http, base, tap, start_service,
+                                                                            create_event):
+    from services.registration.app import create_app
+    from tests.conftest import free_port
+    other = await start_service(create_app, "registration", port=free_port())
+    await create_event(capacity=90)
+
+    async def post(n: int) -> dict:
+        async with http.post(f"{(base, other)[n % 2]}/events/innovasjonsjam/registrations", json=person(n)) as resp:
+            assert resp.status == 201, await resp.text()
+            return await resp.json()
+
+    results = await asyncio.gather(*(post(n) for n in range(200)))
+    waitlisted = sorted((r for r in results if r["status"] == "waitlisted"), key=lambda r: r["position"])
+    assert sum(r["status"] == "confirmed" for r in results) == 90
+    assert [r["position"] for r in waitlisted] == list(range(1, 111))
+    # Arrival order: the waiting list is promoted in the order of the positions handed out.
+    first, second = waitlisted[0], waitlisted[1]
+    holder = next(r for r in results if r["status"] == "confirmed")
+    path, token = await manage_link(tap, holder["id"], "registration.confirmed")
+    async with http.delete(f"{other}{path}", params={"token": token}) as resp:
+        assert resp.status == 204
+    [promoted] = await tap.wait_for("registration.promoted", timeout_s=1)
+    assert promoted["data"]["registration_id"] == first["id"]
+    path, token = await manage_link(tap, second["id"], "registration.waitlisted")
+    async with http.get(f"{base}{path}", params={"token": token}) as resp:
+        assert (await resp.json())["position"] == 1
