@@ -137,6 +137,7 @@ def asyncapi() -> dict:
             "correlationId": {"description": "The HTTP request that caused the event",
                               "location": "$message.payload#/correlationid"},
             "payload": {"$ref": f"./schemas/{key}.json"},
+            PERSONAL_MARK: list(message.personal_fields),
             "bindings": {"amqp": {"messageType": message.cloudevent_type, "bindingVersion": AMQP_BINDING_VERSION}},
         }
         channels[ident] = {

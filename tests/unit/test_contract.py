@@ -77,6 +77,7 @@ def test_personal_data_is_called_out():
     document = yaml.safe_load(contract.generate(ROOT)[contract.ASYNCAPI].split("\n", 1)[1])
     description = document["components"]["messages"]["registration-waitlisted-v1"]["description"]
     assert "`data.email`" in description and "Personal data" in description
+    assert "data.email" in document["components"]["messages"]["registration-waitlisted-v1"]["x-personal-data"]
 
 
 def test_asyncapi_describes_every_message_on_the_topic_exchange():
