@@ -130,3 +130,37 @@ async def test_a_name_with_crlf_and_html_stays_harmless(settings, start_service,
     assert [a["Address"] for a in mail["To"]] == [to]
     assert "<script>" not in mail["HTML"] and "&lt;script&gt;alert(1)&lt;/script&gt;" in mail["HTML"]
     assert await mailbox.messages_to(intruder) == []
+
+
+async def test_the_cli_lists_and_replays_parked_messages(settings, start_service, publish, records, smtp_later):
+    from click.testing import CliRunner
+
+    from moteplass.cli import main
+    from shared.settings import get_settings
+
+    down = settings.model_copy(update={"smtp_port": smtp_later.port, "max_attempts": 1})
+    await start_service(create_app, "notifications", app_settings=down)
+    to = address()
+    event = await publish(confirmed(to))
+    env = {"AMQP_URL": settings.amqp_url, "EXCHANGE": settings.exchange, "QUEUE_PREFIX": settings.queue_prefix}
+
+    async def cli(*args: str) -> str:
+        get_settings.cache_clear()  # the command reads its settings from this environment
+        try:
+            result = await asyncio.to_thread(CliRunner().invoke, main, ["notifications", *args], env=env)
+        finally:
+            get_settings.cache_clear()
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    listing = await eventually(lambda: _listed(cli, event.id))
+    assert "1 parked message(s)" in listing and "attempts=1" in listing
+    await smtp_later.start()
+    assert "1 message(s) re-queued" in await cli("replay")
+    await smtp_later.mailbox.wait_for(to)
+    assert "0 parked message(s)" in await cli("dead")
+
+
+async def _listed(cli, message_id: str) -> str | None:
+    output = await cli("dead")
+    return output if message_id in output else None
