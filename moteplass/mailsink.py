@@ -87,15 +87,21 @@ class MailSink:
         return app
 
     async def list_messages(self, request: web.Request) -> web.Response:
-        start = int(request.query.get("start", 0))
-        limit = int(request.query.get("limit", 50))
+        try:
+            start = int(request.query.get("start", 0))
+            limit = int(request.query.get("limit", 50))
+        except ValueError:
+            raise web.HTTPBadRequest(text="start and limit must be integers") from None
         page = self.messages[start:start + limit]
         return web.json_response({"total": len(self.messages), "unread": len(self.messages), "count": len(page),
                                   "messages_count": len(self.messages), "start": start, "tags": [],
                                   "messages": [m.summary() for m in page]})
 
     async def delete_messages(self, request: web.Request) -> web.Response:
-        ids = (await request.json()).get("IDs") if request.can_read_body else None
+        try:
+            ids = (await request.json()).get("IDs") if request.can_read_body else None
+        except (ValueError, AttributeError):
+            raise web.HTTPBadRequest(text='expected no body or {"IDs": [...]}') from None
         self.messages = [m for m in self.messages if ids and m.id not in ids]
         return web.Response(text="ok")
 

@@ -61,13 +61,24 @@ async def test_a_sent_mail_reads_back_through_the_mailpit_api(sink):
     assert missing.value.status == 404
 
 
-async def test_delete_all_empties_the_mailbox(sink):
+async def test_delete_some_or_all(sink):
     smtp_port, api = sink
     mailbox = Mailbox(api)
     for address in ("a@sarpsborg.kommune.no", "b@fredrikstad.kommune.no"):
         await aiosmtplib.send(invitation(address), hostname="127.0.0.1", port=smtp_port)
     await mailbox.wait_for("b@fredrikstad.kommune.no")
 
-    await mailbox.delete_all()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{api}/api/v1/messages", params={"limit": "alle"}) as resp:
+            assert resp.status == 400
+        async with session.delete(f"{api}/api/v1/messages", data="[1, 2]") as resp:
+            assert resp.status == 400
+    [first] = await mailbox.messages_to("a@sarpsborg.kommune.no")
+    async with aiohttp.ClientSession() as session:
+        async with session.delete(f"{api}/api/v1/messages", json={"IDs": [first["ID"]]}) as resp:
+            assert resp.status == 200
     assert await mailbox.messages_to("a@sarpsborg.kommune.no") == []
+    assert len(await mailbox.messages_to("b@fredrikstad.kommune.no")) == 1
+
+    await mailbox.delete_all()
     assert await mailbox.messages_to("b@fredrikstad.kommune.no") == []
