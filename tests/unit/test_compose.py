@@ -91,3 +91,6 @@ def test_the_image_runs_as_a_non_root_user():
     user_lines = [line for line in dockerfile.splitlines() if line.startswith("USER ")]
     assert user_lines and user_lines[-1].split()[1] not in {"root", "0"}
     assert (ROOT / ".dockerignore").read_text().split().count(".venv") == 1
+    copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")]
+    assert {"pyproject.toml", "shared", "services", "moteplass"} <= set(copied)
+    assert all((ROOT / path).exists() for path in copied)
