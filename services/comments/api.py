@@ -244,7 +244,9 @@ async def get_comments(request: web.Request, query: domain.PageQuery):
     roots: list[dict] = [] if info.hidden else await ctx.store.page(thread_id, query.sort, after, limit_ + 1)
     more = len(roots) > limit_
     roots = roots[:limit_]
-    replies = await ctx.store.descendants([r["_id"] for r in roots])
+    # Only comments with replies (counted, or kept as placeholders) need the one query for replies.
+    replies = await ctx.store.descendants(
+        [str(r["_id"]) for r in roots if r.get("reply_count") or r["status"] == CommentStatus.deleted])
     page = domain.Page(thread=info, comments=domain.nest(roots, replies, ctx.config.nested_limit, lang),
                        next_cursor=domain.encode_cursor(query.sort, roots[-1]) if more else None)
     body = page.model_dump_json().encode()
@@ -372,7 +374,7 @@ async def moderation_queue(request: web.Request, query: QueueQuery, claims: dict
         raise ApiError(400, text("cursor", language(request))) from exc
     docs = await ctx.store.queue(query.status, after, query.limit + 1)
     items = [QueuedComment(id=str(d["_id"]), thread_id=d["thread_id"],
-                           parent_id=str(d["parent_id"]) if d.get("parent_id") else None,
+                           parent_id=d.get("parent_id"),
                            **{k: d.get(k) for k in ("author_name", "email", "body", "html", "status", "created_at")})
              for d in docs[:query.limit]]
     more = len(docs) > query.limit

@@ -213,11 +213,12 @@ def listed(status: CommentStatus, has_replies: bool) -> bool:
 
 
 def placement(parent: dict | None, max_depth: int) -> dict:
-    """Where a reply sits: under its parent, or beside it when the parent is already at the deepest level."""
+    """Where a reply sits: under its parent, or beside it when the parent is already at the deepest level.
+    References are id strings: the dev store can neither index nor match ObjectIds outside _id."""
     if parent is None:
         return {"parent_id": None, "root_id": None, "depth": 0}
     if parent["depth"] < max_depth:
-        return {"parent_id": parent["_id"], "root_id": parent["root_id"] or parent["_id"],
+        return {"parent_id": str(parent["_id"]), "root_id": parent["root_id"] or str(parent["_id"]),
                 "depth": parent["depth"] + 1}
     return {"parent_id": parent["parent_id"], "root_id": parent["root_id"], "depth": parent["depth"]}
 
@@ -226,7 +227,7 @@ def comment_doc(thread_id: str, new: NewComment, *, parent: dict | None, max_dep
                 ip: str, now: datetime, honeypot: bool = False) -> dict:
     """A new comment as stored: source and rendering, its place in the thread, and who wrote it (never public)."""
     doc = {**identity(), "thread_id": thread_id, **placement(parent, max_depth),
-           "reply_to": parent["_id"] if parent else None, "author_name": new.author_name, "email": new.email,
+           "reply_to": str(parent["_id"]) if parent else None, "author_name": new.author_name, "email": new.email,
            "ip": ip, "language": new.language, "notify_replies": new.notify_replies, "body": new.body,
            "html": render(new.body), "status": status, "listed": listed(status, False), "reply_count": 0,
            "created_at": now}
@@ -279,7 +280,7 @@ class Page(BaseModel):
 def public(doc: dict, language: Language) -> PublicComment:
     deleted = doc["status"] == CommentStatus.deleted
     return PublicComment(
-        id=str(doc["_id"]), parent_id=str(doc["parent_id"]) if doc.get("parent_id") else None,
+        id=str(doc["_id"]), parent_id=doc.get("parent_id"),
         author_name="" if deleted else doc["author_name"],
         html=f"<p>{text('deleted', language)}</p>" if deleted else doc["html"],
         created_at=doc["created_at"], edited_at=doc.get("edited_at"), deleted=deleted,
@@ -288,13 +289,13 @@ def public(doc: dict, language: Language) -> PublicComment:
 
 def nest(roots: list[dict], descendants: list[dict], nested_limit: int, language: Language) -> list[PublicComment]:
     """Hang the listed descendants (oldest first) under their parents, showing up to nested_limit per comment."""
-    children: dict[Any, list[dict]] = {}
+    children: dict[str, list[dict]] = {}
     for doc in sorted(descendants, key=lambda d: d["order"]):
         children.setdefault(doc["parent_id"], []).append(doc)
 
     def build(doc: dict) -> PublicComment:
         view = public(doc, language)
-        below = children.get(doc["_id"], [])
+        below = children.get(str(doc["_id"]), [])
         view.replies = [build(child) for child in below[:nested_limit]]
         view.hidden_replies = max(0, len(below) - nested_limit)
         return view

@@ -37,7 +37,9 @@ class Store:
         for sort in (Sort.newest, Sort.most_replied):  # oldest walks the newest index backwards
             await self.comments.create_index(
                 [("thread_id", ASCENDING), ("depth", ASCENDING), ("listed", ASCENDING), *SORT_KEYS[sort]])
-        await self.comments.create_index([("root_id", ASCENDING), ("listed", ASCENDING)])
+        # The dev store (nx-27017) uses single-field indexes only; MongoDB prefers the compound ones above.
+        await self.comments.create_index("order")
+        await self.comments.create_index("root_id")
         await self.comments.create_index([("parent_id", ASCENDING)])
         await self.comments.create_index([("status", ASCENDING), ("order", ASCENDING)])
         await self.comments.create_index([("thread_id", ASCENDING), ("status", ASCENDING)])
@@ -102,13 +104,12 @@ class Store:
         return await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
                                                        return_document=ReturnDocument.AFTER)
 
-    async def count_replies(self, comment_id: ObjectId, delta: int) -> None:
-        await self.comments.update_one({"_id": comment_id}, {"$inc": {"reply_count": delta}})
+    async def count_replies(self, comment_id: str, delta: int) -> None:
+        await self.comments.update_one({"_id": ObjectId(comment_id)}, {"$inc": {"reply_count": delta}})
 
     async def has_replies(self, comment_id: ObjectId) -> bool:
-        # $in rather than equality: nx-27017 0.8.1 matches an ObjectId in a field other than _id only that way.
         found = await self.comments.find_one(
-            {"parent_id": {"$in": [comment_id]}, "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}},
+            {"parent_id": str(comment_id), "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}},
             {"_id": 1})
         return found is not None
 
@@ -116,7 +117,7 @@ class Store:
         cursor = self.comments.find({"thread_id": thread_id, "depth": 0, "listed": True, **after}, PAGE_FIELDS)
         return await cursor.sort(SORT_KEYS[sort]).limit(limit).to_list()
 
-    async def descendants(self, root_ids: list[ObjectId]) -> list[dict]:
+    async def descendants(self, root_ids: list[str]) -> list[dict]:
         """Every listed reply under the given top-level comments, in one query."""
         if not root_ids:
             return []

@@ -135,17 +135,17 @@ def test_listed_means_approved_or_a_deleted_placeholder_with_replies():
 def test_replies_deeper_than_allowed_attach_to_the_deepest_allowed_parent():
     top = {"_id": ObjectId(), "parent_id": None, "root_id": None, "depth": 0}
     reply = {"_id": ObjectId(), **domain.placement(top, max_depth=2)}
-    assert (reply["parent_id"], reply["root_id"], reply["depth"]) == (top["_id"], top["_id"], 1)
+    assert (reply["parent_id"], reply["root_id"], reply["depth"]) == (str(top["_id"]), str(top["_id"]), 1)
     deepest = {"_id": ObjectId(), **domain.placement(reply, max_depth=2)}
-    assert (deepest["parent_id"], deepest["depth"]) == (reply["_id"], 2)
+    assert (deepest["parent_id"], deepest["depth"]) == (str(reply["_id"]), 2)
     beyond = domain.placement(deepest, max_depth=2)
-    assert beyond == {"parent_id": reply["_id"], "root_id": top["_id"], "depth": 2}
+    assert beyond == {"parent_id": str(reply["_id"]), "root_id": str(top["_id"]), "depth": 2}
     assert domain.placement(None, 2) == {"parent_id": None, "root_id": None, "depth": 0}
 
 
 def _doc(parent=None, status=CommentStatus.approved, **fields):
     ident = domain.identity()
-    return {**ident, "parent_id": parent["_id"] if parent else None, "author_name": "Ola", "html": "<p>x</p>",
+    return {**ident, "parent_id": str(parent["_id"]) if parent else None, "author_name": "Ola", "html": "<p>x</p>",
             "created_at": datetime.now(UTC), "status": status, "reply_count": 0, **fields}
 
 
