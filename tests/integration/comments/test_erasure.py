@@ -1,0 +1,45 @@
+"""registration.erased anonymises a person's comments: name → Anonym, email and IP gone, threads intact."""
+
+import asyncio
+
+from shared.bus import Bus
+from shared.messages import make_event
+from shared.messages.registration import RegistrationErased
+from shared.mongo import connect
+from tests.integration.comments.conftest import comment
+from tests.integration.comments.test_comments import URL, get, post, published
+
+
+async def stored(settings, **query) -> list[dict]:
+    client = connect(settings)
+    try:
+        return await client[settings.db_name("comments")]["comments"].find(query).to_list()
+    finally:
+        await client.close()
+
+
+async def test_an_erased_person_is_anonymised_once_and_the_thread_keeps_its_shape(base, http, settings,
+                                                                                 moderator_headers):
+    top = await published(http, base, moderator_headers, email="Kari@Example.no")
+    reply = await published(http, base, moderator_headers, parent_id=top, email="ola@example.no",
+                            author_name="Ola", body="Svar")
+    await post(http, base, comment(body="Ventar framleis"))
+
+    bus = await Bus(settings, source="/test/registration").connect()
+    event = make_event(RegistrationErased(registration_id="r1", event_slug="innovasjon", email="KARI@example.no",
+                                          reason="request"), source="/test/registration")
+    for _ in range(2):  # a redelivery must change nothing more
+        await bus.publish(event)
+    await bus.close()
+
+    for _ in range(200):
+        if not await stored(settings, email="kari@example.no"):
+            break
+        await asyncio.sleep(0.02)
+    kari = await stored(settings, author_name="Anonym")
+    assert len(kari) == 2 and all("email" not in d and "ip" not in d and d["body"] for d in kari)
+    assert [d["author_name"] for d in await stored(settings, email="ola@example.no")] == ["Ola"]
+
+    [shown] = (await get(http, base, URL))["comments"]
+    assert (shown["id"], shown["author_name"]) == (top, "Anonym")
+    assert [(r["id"], r["author_name"]) for r in shown["replies"]] == [(reply, "Ola")]
