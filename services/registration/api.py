@@ -190,3 +190,22 @@ class RegistrationOut(BaseModel):
     language: Language
     answers: dict[str, str | list[str]] = {}
     created_at: datetime
+
+
+class RegistrationFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status | None = None
+    organisation_type: OrganisationType | None = None
+    municipality: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] | None = Field(None, description="Kommunenummer")
+    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        None, description="next_cursor of the previous page")
+    limit: int = Field(50, ge=1, le=500)
+
+
+class RegistrationPage(BaseModel):
+    items: list[RegistrationOut]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page")
+
+
+class AnswersIn(Input):
+    answers: Answers

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -19,15 +20,16 @@ SERVICE = "registration"
 log = logging.getLogger(__name__)
 
 
-async def reconcile_forever(registrations: Registrations, interval_s: float, grace: timedelta) -> None:
+async def repeat(interval_s: float, job: Callable[[], Awaitable]) -> None:
+    """Run an upkeep job for ever; a failure is logged and tried again next time."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            await registrations.reconcile(grace)
+            await job()
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.warning("reconciliation failed; will try again", exc_info=True)
+            log.warning("%s failed; will try again", getattr(job, "__name__", "upkeep"), exc_info=True)
 
 
 async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
@@ -47,8 +49,9 @@ async def setup(app: web.Application, runtime: Runtime, config: RegistrationConf
     await registrations.reconcile(timedelta(0))
     await outbox.sweep(grace=timedelta(0))
     runtime.spawn(outbox.run(runtime.settings.relay_interval_s))
-    runtime.spawn(reconcile_forever(registrations, runtime.settings.relay_interval_s,
-                                    timedelta(seconds=config.reconcile_grace_s)))
+    grace = timedelta(seconds=config.reconcile_grace_s)
+    runtime.spawn(repeat(runtime.settings.relay_interval_s, lambda: registrations.reconcile(grace)))
+    runtime.spawn(repeat(config.purge_interval_s, registrations.purge_past_events))
 
 
 def create_app(settings: Settings | None = None, config: RegistrationConfig | None = None) -> web.Application:

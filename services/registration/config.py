@@ -10,3 +10,5 @@ class RegistrationConfig(BaseSettings):
     confirmation_valid_hours: float = Field(default=24.0, gt=0, description="Life of a double opt-in link")
     # Flows in progress are left to their own request for this long before the reconciler finishes them.
     reconcile_grace_s: float = Field(default=10.0, ge=0)
+    # How often to look for møteplassar whose retention is over (their personal data is then erased).
+    purge_interval_s: float = Field(default=3600.0, gt=0)

@@ -1,9 +1,12 @@
 """Registration rules: pure functions over plain values and store documents, no I/O."""
 
+import csv
 import hashlib
 import hmac
+import io
 import secrets
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -21,8 +24,10 @@ class Status(StrEnum):
     waitlisted = RegistrationStatus.waitlisted.value
     cancelled = RegistrationStatus.cancelled.value
     checked_in = RegistrationStatus.checked_in.value
+    erased = "erased"  # personal data removed; kept only for anonymous counts
     allocating = "allocating"  # stored, a seat or waiting-list place being taken
     cancelling = "cancelling"  # marked cancelled, its seat or place being given back
+    erasing = "erasing"  # marked for erasure, its seat or place being given back
 
 
 ACTIVE = (Status.confirmed, Status.waitlisted, Status.checked_in)
@@ -56,6 +61,64 @@ class Refused(Exception):
 def invalid(problems: list[dict]) -> None:
     if problems:
         raise Refused("Nokre felt er ikkje rett utfylte.", 422, problems)
+
+
+PERSONAL_FIELDS = ("name", "phone", "organisation", "municipality", "answers", "consent", "token_hashes")
+
+
+def new_registration_id() -> str:
+    # Time first, so that ids sort in arrival order (cursor paging); the random part keeps them unguessable.
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def erased_email(registration_id: str) -> str:
+    # Unique per registration, so the unique (event, email) index still holds after erasure.
+    return f"erased-{registration_id}"
+
+
+def retention_over(event: dict, now: datetime) -> bool:
+    return now >= event["ends_at"] + timedelta(days=event["retention_days"])
+
+
+def own_data(registration: dict, event: dict) -> dict:
+    """Everything stored about a person, for them to download."""
+    return {"registration_id": registration["_id"], "event": {"slug": event["_id"], "title": event["title"]},
+            "status": registration["status"], "email": registration["email"], "created_at": registration["created_at"],
+            "organisation_type": registration.get("organisation_type"),
+            **{k: registration.get(k) for k in PERSONAL_FIELDS if k != "token_hashes"}}
+
+
+CSV_COLUMNS = ["Namn", "E-post", "Telefon", "Organisasjon", "Organisasjonstype", "Kommunenummer", "Kommune",
+               "Status", "Plass på venteliste", "Påmeld"]
+
+
+def registrations_csv(event: dict, registrations: list[dict]) -> str:
+    """CSV for Excel: UTF-8 with BOM (so æøå show right), Norwegian headers, one column per question."""
+    questions = event.get("questions", [])
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(CSV_COLUMNS + [q["text"] for q in questions])
+    for r in registrations:
+        municipality = r.get("municipality") or {}
+        answers = r.get("answers") or {}
+        _, position = placement(event, r["_id"]) or (None, None)
+        writer.writerow([_cell(v) for v in [
+            r.get("name", ""), r["email"], r.get("phone") or "", r.get("organisation", ""), r.get("organisation_type", ""),
+            municipality.get("number", ""), municipality.get("name", ""), r["status"], position or "",
+            local_time(r["created_at"], event["timezone"]),
+            *[_answer_text(answers.get(q["id"], "")) for q in questions]]])
+    return out.getvalue()
+
+
+def _answer_text(answer: str | list[str]) -> str:
+    return ", ".join(answer) if isinstance(answer, list) else answer
+
+
+def _cell(value) -> str:
+    # A cell starting like a formula would be run by Excel: participants' text must stay text.
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def normalise_email(email: str) -> str:

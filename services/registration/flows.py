@@ -3,20 +3,19 @@ at any point leaves a state the reconciler finishes: a registration is stored `a
 place, and marked `cancelling` before it gives one back. Every write that changes a registration carries the
 message it causes (outbox), published at once and otherwise by the relay."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared import logs
 from shared.messages import CloudEvent, make_event
 from shared.messages.registration import (
-    EventCancelled, EventPublished, EventUpdated, RegistrationCancelled, RegistrationConfirmed, RegistrationPayload,
-    RegistrationPending, RegistrationPromoted, RegistrationWaitlisted,
+    EventCancelled, EventPublished, EventUpdated, RegistrationCancelled, RegistrationCheckedIn, RegistrationConfirmed,
+    RegistrationErased, RegistrationPayload, RegistrationPending, RegistrationPromoted, RegistrationWaitlisted,
 )
 from shared.outbox import Outbox, entry
 from shared.settings import Settings
 
 from . import domain
-from .api import EventIn, EventUpdate, RegistrationIn
+from .api import EventIn, EventUpdate, RegistrationFilter, RegistrationIn
 from .domain import Refused, Status
 from .store import Duplicate, Store
 
@@ -109,7 +108,7 @@ class Registrations:
         domain.invalid(domain.answer_problems(event["questions"], body.answers))
         at = now()
         registration = {
-            "_id": uuid.uuid4().hex, "event_slug": slug, "status": Status.allocating.value,
+            "_id": domain.new_registration_id(), "event_slug": slug, "status": Status.allocating.value,
             "email": domain.normalise_email(body.email), "name": body.name, "phone": body.phone,
             "organisation": body.organisation, "organisation_type": body.organisation_type.value,
             "municipality": body.municipality and body.municipality.model_dump(), "language": body.language.value,
@@ -193,7 +192,8 @@ class Registrations:
 
     async def own(self, rid: str, token: str) -> dict:
         registration = await self.store.registration(rid)
-        if registration is None or not any(domain.token_matches(h, token) for h in registration["token_hashes"]):
+        if registration is None or not any(domain.token_matches(h, token)
+                                           for h in registration.get("token_hashes", [])):
             raise Refused(NOT_FOUND, 404)
         return registration
 
@@ -223,6 +223,89 @@ class Registrations:
         await self._transition(event, registration, (Status.cancelling,), RegistrationCancelled,
                                {"status": Status.cancelled.value}, link=False, reason=registration["cancel_reason"])
         await self.promote_waiting(event)
+
+    async def change_answers(self, rid: str, token: str, answers: dict) -> dict:
+        registration = await self.own(rid, token)
+        event = await self.event(registration["event_slug"])
+        domain.invalid(domain.answer_problems(event["questions"], answers))
+        return await self.store.set_answers(rid, answers) or await self.own(rid, token)
+
+    async def own_data(self, rid: str, token: str) -> dict:
+        registration = await self.own(rid, token)
+        return domain.own_data(registration, await self.event(registration["event_slug"]))
+
+    # Admin
+
+    async def registrations_of(self, slug: str, query: RegistrationFilter) -> tuple[list[dict], str | None]:
+        event = await self.event(slug)
+        filters = {k: v for k, v in {"status": query.status, "organisation_type": query.organisation_type,
+                                     "municipality.number": query.municipality}.items() if v is not None}
+        page = await self.store.registrations_of(slug, filters, query.cursor, query.limit + 1)
+        more = len(page) > query.limit
+        page = [self._with_position(event, r) for r in page[:query.limit]]
+        return page, page[-1]["_id"] if more else None
+
+    def _with_position(self, event: dict, registration: dict) -> dict:
+        _, position = domain.placement(event, registration["_id"]) or (None, None)
+        return {**registration, "position": position}
+
+    async def export(self, slug: str) -> str:
+        event = await self.event(slug)
+        active = [s.value for s in (*domain.ACTIVE, Status.pending_confirmation)]
+        return domain.registrations_csv(event, await self.store.registrations_of(slug, {"status": {"$in": active}}))
+
+    async def counts(self, slug: str) -> dict[str, int]:
+        await self.event(slug)
+        return await self.store.counts(slug)
+
+    async def check_in(self, rid: str) -> dict:
+        registration = await self.store.registration(rid)
+        if registration is None:
+            raise Refused("Fann ikkje påmeldinga.", 404)
+        if registration["status"] == Status.checked_in:
+            return registration
+        event = await self.event(registration["event_slug"])
+        checked = await self._transition(event, registration, (Status.confirmed,), RegistrationCheckedIn,
+                                         {"status": Status.checked_in.value}, link=False)
+        if checked is None:
+            raise Refused("Berre deltakarar med stadfesta plass kan sjekkast inn.")
+        return checked
+
+    # Erasure (GDPR)
+
+    async def erase(self, rid: str, reason: str, token: str | None = None) -> None:
+        """Remove a person's data (on request: by their link, or by an admin), give back what they held, and
+        tell the other services to remove their copies."""
+        registration = await (self.own(rid, token) if token else self.store.registration(rid))
+        if registration is None:
+            raise Refused("Fann ikkje påmeldinga.", 404)
+        if registration["status"] == Status.erased:
+            return
+        marked = await self.store.transition(rid, tuple(s for s in Status if s != Status.erased),
+                                             {"status": Status.erasing.value, "erase_reason": reason}, [])
+        if marked is not None:
+            await self._finish_erase(marked)
+
+    async def _finish_erase(self, registration: dict) -> None:
+        rid = registration["_id"]
+        event = await self.store.release(registration["event_slug"], rid)
+        entries = [self._entry(RegistrationErased(registration_id=rid, event_slug=registration["event_slug"],
+                                                  email=registration["email"], reason=registration["erase_reason"]),
+                               rid)]
+        if await self.store.erase(rid, entries) is not None:
+            await self.outbox.try_flush(self.store.registrations, rid, entries)
+        await self.promote_waiting(event)
+
+    async def purge_past_events(self) -> None:
+        """Erase the personal data of møteplassar whose retention is over; counts by status stay. Safe with
+        several instances: each erasure is a conditional step, and an erased registration is skipped."""
+        for event in await self.store.events_keeping_personal_data():
+            if not domain.retention_over(event, now()):
+                continue
+            kept = await self.store.registrations_of(event["_id"], {"status": {"$nin": [Status.erased.value]}})
+            for registration in kept:
+                await self.erase(registration["_id"], "retention")
+            await self.store.mark_personal_data_purged(event["_id"])
 
     # The waiting list
 
@@ -257,6 +340,8 @@ class Registrations:
                 pass  # full without a waiting list: _allocate removed it
         async for registration in self.store.stuck((Status.cancelling,), before):
             await self._finish_cancel(registration)
+        async for registration in self.store.stuck((Status.erasing,), before):
+            await self._finish_erase(registration)
         for slug in await self.store.upcoming_slugs(now()):
             event = await self.event(slug)
             for registration in await self.store.waitlisted_among(event["seats"]):

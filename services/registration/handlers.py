@@ -1,17 +1,22 @@
 """HTTP entrypoints: validate, authorise, call a flow, shape the answer."""
 
 from aiohttp import web
+from pydantic_core import to_jsonable_python
 
 from shared.auth import Role
 from shared.http import Api, ApiError
 
 from . import domain
-from .api import EventIn, EventOut, EventUpdate, RegistrationIn, RegistrationOut, TokenQuery
+from .api import (
+    AnswersIn, EventIn, EventOut, EventUpdate, RegistrationFilter, RegistrationIn, RegistrationOut, RegistrationPage,
+    TokenQuery,
+)
 from .domain import Refused
 from .flows import Registrations
 
 REGISTRATIONS = web.AppKey("registrations", Registrations)
 ADMIN = {Role.admin}
+NOT_OWN = {404: "No such registration, or the token does not match"}
 
 api = Api("Møteplass registration", description="Møteplassar, registrations with atomic seats and a waiting list.")
 
@@ -107,3 +112,60 @@ async def confirm_registration(request: web.Request, query: TokenQuery) -> Regis
 async def cancel_registration(request: web.Request, query: TokenQuery) -> None:
     """Cancel (or leave the waiting list) by the secret link; the seat goes to the first in line at once."""
     await refusals(flows(request).cancel(request.match_info["id"], query.token))
+
+
+@api.route("PATCH", "/registrations/{id}", query=TokenQuery, body=AnswersIn, response=RegistrationOut, errors=NOT_OWN)
+async def change_answers(request: web.Request, query: TokenQuery, body: AnswersIn) -> RegistrationOut:
+    """Change one's answers to the møteplass's questions (by the secret link)."""
+    return registration_out(await refusals(flows(request).change_answers(request.match_info["id"], query.token,
+                                                                         body.answers)))
+
+
+@api.route("GET", "/registrations/{id}/data", query=TokenQuery, errors=NOT_OWN)
+async def download_own_data(request: web.Request, query: TokenQuery) -> web.Response:
+    """Everything stored about the participant, as JSON to keep (by the secret link)."""
+    data = await refusals(flows(request).own_data(request.match_info["id"], query.token))
+    return web.json_response(to_jsonable_python(data), headers={
+        "Content-Disposition": f'attachment; filename="moteplass-{request.match_info["id"]}.json"'})
+
+
+@api.route("DELETE", "/registrations/{id}/data", query=TokenQuery, status=204, errors=NOT_OWN)
+async def erase_own_data(request: web.Request, query: TokenQuery) -> None:
+    """Erase one's own data (by the secret link); a seat held goes to the first in line."""
+    await refusals(flows(request).erase(request.match_info["id"], "request", token=query.token))
+
+
+@api.route("GET", "/events/{slug}/registrations", query=RegistrationFilter, response=RegistrationPage, roles=ADMIN,
+           errors={404: "No such møteplass"})
+async def list_registrations(request: web.Request, query: RegistrationFilter, claims: dict) -> RegistrationPage:
+    """An event's registrations in arrival order, filtered, a page at a time."""
+    items, cursor = await refusals(flows(request).registrations_of(request.match_info["slug"], query))
+    return RegistrationPage(items=[registration_out(r) for r in items], next_cursor=cursor)
+
+
+@api.route("GET", "/events/{slug}/registrations.csv", roles=ADMIN, errors={404: "No such møteplass"})
+async def export_registrations(request: web.Request, claims: dict) -> web.Response:
+    """The participant list for Excel (UTF-8 with BOM, Norwegian headers, one column per question)."""
+    slug = request.match_info["slug"]
+    text = await refusals(flows(request).export(slug))
+    return web.Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{slug}.csv"'})
+
+
+@api.route("GET", "/events/{slug}/counts", response=dict[str, int], roles=ADMIN, errors={404: "No such møteplass"})
+async def count_registrations(request: web.Request, claims: dict) -> dict[str, int]:
+    """How many registrations there are in each status."""
+    return await refusals(flows(request).counts(request.match_info["slug"]))
+
+
+@api.route("POST", "/registrations/{id}/check-in", response=RegistrationOut, roles=ADMIN,
+           errors={404: "No such registration", 409: "Not a confirmed participant"})
+async def check_in(request: web.Request, claims: dict) -> RegistrationOut:
+    """Check a participant in at the door."""
+    return registration_out(await refusals(flows(request).check_in(request.match_info["id"])))
+
+
+@api.route("POST", "/registrations/{id}/erase", status=204, roles=ADMIN, errors={404: "No such registration"})
+async def erase_registration(request: web.Request, claims: dict) -> None:
+    """Erase a person's data on their request (GDPR); other services are told to erase their copies."""
+    await refusals(flows(request).erase(request.match_info["id"], "request"))

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared import outbox
 
+from . import domain
 from .domain import Status
 
 AFTER = ReturnDocument.AFTER
@@ -55,7 +56,7 @@ class Store:
     async def insert_event(self, doc: dict, entries: list[dict]) -> None:
         try:
             await self.events.insert_one({**_stored(doc), "seats": [], "waitlist": [], "free": doc["capacity"],
-                                          "version": 0, outbox.FIELD: entries})
+                                          "version": 0, "personal_data": "kept", outbox.FIELD: entries})
         except DuplicateKeyError as exc:
             raise Duplicate from exc
 
@@ -156,6 +157,39 @@ class Store:
         return await self.registrations.find_one_and_update(
             {"_id": rid, "status": {"$in": [s.value for s in expected]}}, update,
             projection=NO_OUTBOX, return_document=AFTER)
+
+    async def registrations_of(self, slug: str, filters: dict, after: str | None = None,
+                               limit: int | None = None) -> list[dict]:
+        """An event's registrations in arrival order (ids sort by time), from after the cursor."""
+        query = {"event_slug": slug, **filters}
+        if after:
+            query["_id"] = {"$gt": after}
+        cursor = self.registrations.find(query, NO_OUTBOX).sort("_id", 1)
+        return await (cursor.limit(limit) if limit else cursor).to_list()
+
+    async def counts(self, slug: str) -> dict[str, int]:
+        cursor = await self.registrations.aggregate(
+            [{"$match": {"event_slug": slug}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}])
+        return {row["_id"]: row["n"] async for row in cursor}
+
+    async def set_answers(self, rid: str, answers: dict) -> dict | None:
+        return await self.registrations.find_one_and_update(
+            {"_id": rid, "status": {"$nin": [Status.erased.value, Status.erasing.value]}},
+            {"$set": {"answers": answers, "updated_ts": time.time()}}, projection=NO_OUTBOX, return_document=AFTER)
+
+    async def erase(self, rid: str, entries: list[dict]) -> dict | None:
+        """Remove a person's data from an `erasing` registration, with the message telling other services to."""
+        return await self.registrations.find_one_and_update(
+            {"_id": rid, "status": Status.erasing.value},
+            {"$set": {"status": Status.erased.value, "email": domain.erased_email(rid), "updated_ts": time.time()},
+             "$unset": {field: "" for field in domain.PERSONAL_FIELDS}, **outbox.add(entries)},
+            projection=NO_OUTBOX, return_document=AFTER)
+
+    async def events_keeping_personal_data(self) -> list[dict]:
+        return [_read(doc) for doc in await self.events.find({"personal_data": "kept"}, NO_OUTBOX).to_list()]
+
+    async def mark_personal_data_purged(self, slug: str) -> None:
+        await self.events.update_one({"_id": slug}, {"$set": {"personal_data": "purged"}})
 
     async def stuck(self, statuses: tuple[Status, ...], before: datetime, slug: str | None = None
                     ) -> AsyncIterator[dict]:
