@@ -19,6 +19,8 @@ from pymongo.uri_parser import parse_uri
 
 from shared.settings import Settings
 
+from .mailsink import MailSink
+
 SERVICES = ("registration", "comments", "notifications")
 MAILSINK_HTTP_PORT = 8025
 # Ctrl-C, `kill` and a closed terminal all stop the stack the same way (handled even where SIGINT was ignored).
@@ -136,11 +138,11 @@ def check_alive(children: list[Child]) -> None:
 
 
 def stop(children: list[Child]) -> None:
-    """Services first (they drain their consumers), then the mail sink, the store last. SIGTERM: every child
-    shuts down cleanly on it (aiohttp finishes its requests and runs its cleanup)."""
-    for child in reversed(children):
+    """SIGTERM: every child shuts down cleanly on it (aiohttp finishes its requests and runs its cleanup)."""
+    for child in children:
         if child.process.poll() is None:
             child.process.terminate()
+    for child in children:
         try:
             child.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -153,7 +155,9 @@ async def run(root: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     data = root / ".data"
     data.mkdir(exist_ok=True)
-    children: list[Child] = []
+    store: list[Child] = []  # the nx-27017 we started, if any
+    services: list[Child] = []
+    sink = MailSink()
     urls: list[tuple[str, str]] = []
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -170,32 +174,32 @@ async def run(root: Path) -> None:
             urls.append(("store", settings.mongo_url))
         else:
             port = parse_uri(settings.mongo_url)["nodelist"][0][1]
-            children.append(Child("store", start_store(data / "mongo", port, data / "nx-27017.log")))
+            store.append(Child("store", start_store(data / "mongo", port, data / "nx-27017.log")))
             urls.append(("store (nx-27017, data in .data/mongo)", settings.mongo_url))
         await wait_for_store(settings.mongo_url)
         await ensure_broker(settings.amqp_url)
         urls.append(("broker", settings.amqp_url.replace("guest:guest@", "")))
         if "SMTP_HOST" not in os.environ:
-            children.append(Child("mail sink", spawn(
-                [sys.executable, "-m", "moteplass.cli", "mailsink", "--smtp-port", str(settings.smtp_port),
-                 "--http-port", str(MAILSINK_HTTP_PORT)], env=env)))
-            mail_api = f"http://127.0.0.1:{MAILSINK_HTTP_PORT}/api/v1/messages"
-            await wait_healthy(mail_api, children)
-            urls.append(("mail sink (Mailpit API)", mail_api))
-        services = available_services()
-        missing = sorted(set(SERVICES) - set(services))
-        for service in services:
-            children.append(Child(service, spawn([sys.executable, "-m", f"services.{service}"], env=env)))
-        for service in services:
-            base = f"http://{settings.host}:{getattr(settings, f'{service}_port')}"
-            await wait_healthy(f"{base}/healthz", children)
-            urls.append((service, f"{base}  (/openapi.json, /readyz, /metrics)"))
+            try:  # in this process: it is asyncio too, and needs nothing else to start
+                await sink.start("127.0.0.1", settings.smtp_port, MAILSINK_HTTP_PORT)
+            except OSError as exc:
+                raise DevStackError(f"the mail sink cannot listen on ports {settings.smtp_port} and "
+                                    f"{MAILSINK_HTTP_PORT} ({exc.strerror}); set SMTP_HOST to use another server") from None
+            urls.append(("mail sink (Mailpit API)", f"http://127.0.0.1:{MAILSINK_HTTP_PORT}/api/v1/messages"))
+        names = available_services()
+        missing = sorted(set(SERVICES) - set(names))
+        for name in names:
+            services.append(Child(name, spawn([sys.executable, "-m", f"services.{name}"], env=env)))
+        for name in names:
+            base = f"http://{settings.host}:{getattr(settings, f'{name}_port')}"
+            await wait_healthy(f"{base}/healthz", store + services)
+            urls.append((name, f"{base}  (/openapi.json, /readyz, /metrics)"))
         width = max(len(name) for name, _ in urls)
         print("\nMøteplass is running:", *(f"  {name:<{width}}  {url}" for name, url in urls),
               *([f"  not started (no services/<name>/app.py yet): {', '.join(missing)}"] if missing else []),
               "Admin token: .venv/bin/moteplass token --role admin", "Ctrl-C stops everything.", sep="\n", flush=True)
         while True:
-            check_alive(children)
+            check_alive(store + services)
             await asyncio.sleep(0.5)
     except asyncio.CancelledError:
         if not signalled:
@@ -203,5 +207,8 @@ async def run(root: Path) -> None:
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
-        stop(children)
-        print(f"\nStopped: {', '.join(c.name for c in reversed(children)) or 'nothing was running'}.", flush=True)
+        # Services first (they finish their work), then the mail sink, the store they write to last.
+        stop(services)
+        await sink.stop()
+        stop(store)
+        print(f"\nStopped: {', '.join(c.name for c in services + store) or 'nothing was running'}.", flush=True)
