@@ -161,6 +161,8 @@ class RegistrationIn(Input):
     municipality: Municipality | None = Field(None, description="Required when organisation_type is kommune")
     language: Language = Language.nn
     answers: Answers = Field(default_factory=dict, description="By question id")
+    invite_code: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        None, description="A guest's code from their invitation")
     consent: Annotated[bool, AfterValidator(_consent)] = Field(description="Must be true")
     privacy_version: Annotated[str, StringConstraints(max_length=40)] = Field(
         "2026-01", description="Version of the privacy text agreed to")
@@ -209,3 +211,13 @@ class RegistrationPage(BaseModel):
 
 class AnswersIn(Input):
     answers: Answers
+
+
+class GuestInviteIn(Input):
+    email: Email
+
+
+class GuestInviteOut(BaseModel):
+    event_slug: str
+    municipality: str
+    guest_email: str

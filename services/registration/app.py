@@ -36,7 +36,7 @@ async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
     """The service's flows over its store and outbox (a started runtime: the bus is connected)."""
     store = Store(runtime.db)
     await store.ensure_indexes()
-    outbox = Outbox(runtime.bus, [store.events, store.registrations])
+    outbox = Outbox(runtime.bus, [store.events, store.registrations, store.invites])
     await outbox.ensure_indexes()
     return Registrations(store, outbox, runtime.settings, runtime.bus.source,
                          timedelta(hours=config.confirmation_valid_hours))

@@ -190,6 +190,31 @@ def answer_problems(questions: list[dict], answers: dict) -> list[dict]:
     return problems
 
 
+def check_can_invite(registration: dict, event: dict, guest_email: str) -> None:
+    """A confirmed participant from a municipality may invite a guest from outside it."""
+    if registration["status"] not in (Status.confirmed, Status.checked_in):
+        raise Refused("Berre deltakarar med stadfesta plass kan invitere ein gjest.")
+    if not registration.get("municipality"):
+        raise Refused("Berre deltakarar frå ein kommune kan invitere ein gjest.")
+    if event.get("guests_per_municipality", 0) < 1:
+        raise Refused("Denne møteplassen tek ikkje imot gjester.")
+    if guest_email == registration["email"]:
+        raise Refused("Gjesten må vere ein annan enn deg.", 422, [{"field": "email", "message": "Skriv e-postadressa til gjesten."}])
+
+
+def check_guest(invite: dict | None, slug: str, email: str, municipality: dict | None) -> None:
+    """An invite code is bound to its event and to the guest's email, and brings someone from outside."""
+    if invite is None or invite["event_slug"] != slug:
+        raise Refused("Invitasjonskoden er ikkje gyldig.", 422,
+                      [{"field": "invite_code", "message": "Invitasjonskoden er ikkje gyldig."}])
+    if invite["guest_email"] != email:
+        raise Refused("Invitasjonen gjeld ei anna e-postadresse.", 422,
+                      [{"field": "email", "message": "Bruk e-postadressa invitasjonen vart send til."}])
+    if municipality and municipality["number"] == invite["municipality"]:
+        raise Refused(f"Gjesten må kome frå utanfor {invite['municipality_name']}: kommunen kan melde på sine "
+                      "eigne tilsette direkte.")
+
+
 def seats_left(event: dict) -> int:
     return max(0, event["capacity"] - len(event["seats"]))
 

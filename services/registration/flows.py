@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from shared import logs
 from shared.messages import CloudEvent, make_event
 from shared.messages.registration import (
-    EventCancelled, EventPublished, EventUpdated, RegistrationCancelled, RegistrationCheckedIn, RegistrationConfirmed,
+    EventCancelled, EventPublished, EventUpdated, GuestInvited, RegistrationCancelled, RegistrationCheckedIn, RegistrationConfirmed,
     RegistrationErased, RegistrationPayload, RegistrationPending, RegistrationPromoted, RegistrationWaitlisted,
 )
 from shared.outbox import Outbox, entry
@@ -107,8 +107,28 @@ class Registrations:
         domain.check_window(event, now())
         domain.invalid(domain.answer_problems(event["questions"], body.answers))
         at = now()
+        rid = domain.new_registration_id()
+        invite = body.invite_code and await self._claim_invite(slug, body, rid)
+        try:
+            return await self._register(event, body, rid, at, invite)
+        except Refused:
+            if invite:
+                await self.store.give_back_invite(invite["code_hash"], rid)
+            raise
+
+    async def _claim_invite(self, slug: str, body: RegistrationIn, rid: str) -> dict:
+        code_hash = domain.hash_token(body.invite_code)
+        invite = await self.store.invite(code_hash)
+        domain.check_guest(invite, slug, domain.normalise_email(body.email),
+                           body.municipality and body.municipality.model_dump())
+        if not await self.store.use_invite(code_hash, rid):
+            raise Refused("Invitasjonen er alt brukt.")
+        return invite
+
+    async def _register(self, event: dict, body: RegistrationIn, rid: str, at: datetime, invite: dict | None) -> dict:
+        slug = event["_id"]
         registration = {
-            "_id": domain.new_registration_id(), "event_slug": slug, "status": Status.allocating.value,
+            "_id": rid, "event_slug": slug, "guest_of": invite and invite["inviter_id"], "status": Status.allocating.value,
             "email": domain.normalise_email(body.email), "name": body.name, "phone": body.phone,
             "organisation": body.organisation, "organisation_type": body.organisation_type.value,
             "municipality": body.municipality and body.municipality.model_dump(), "language": body.language.value,
@@ -223,6 +243,31 @@ class Registrations:
         await self._transition(event, registration, (Status.cancelling,), RegistrationCancelled,
                                {"status": Status.cancelled.value}, link=False, reason=registration["cancel_reason"])
         await self.promote_waiting(event)
+
+    async def invite_guest(self, rid: str, token: str, guest_email: str) -> dict:
+        """A participant from a municipality invites one guest from outside it: a single-use code bound to the
+        guest's email, counted against the municipality's quota for the event at once (atomically)."""
+        registration = await self.own(rid, token)
+        event = await self.event(registration["event_slug"])
+        domain.check_window(event, now())
+        guest_email = domain.normalise_email(guest_email)
+        domain.check_can_invite(registration, event, guest_email)
+        municipality, code = registration["municipality"], domain.new_token()
+        payload = GuestInvited(
+            event=self._info(event), registration_id=rid, inviter_name=registration["name"],
+            municipality=municipality["name"], guest_email=guest_email, language=registration["language"],
+            invite_url=f"{self.settings.public_base_url}/events/{event['_id']}?invite={code}")
+        entries = [self._entry(payload, rid)]
+        invite = {"event_slug": event["_id"], "municipality": municipality["number"],
+                  "municipality_name": municipality["name"], "inviter_id": rid, "guest_email": guest_email,
+                  "code_hash": domain.hash_token(code), "created_at": now()}
+        invite_id = await self.store.insert_invite(event["_id"], municipality["number"],
+                                                   event["guests_per_municipality"], invite, entries)
+        if invite_id is None:
+            raise Refused(f"{municipality['name']} har alt invitert så mange gjester som møteplassen tillèt "
+                          f"({event['guests_per_municipality']}).")
+        await self.outbox.try_flush(self.store.invites, invite_id, entries)
+        return invite
 
     async def change_answers(self, rid: str, token: str, answers: dict) -> dict:
         registration = await self.own(rid, token)

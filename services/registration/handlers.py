@@ -8,7 +8,7 @@ from shared.http import Api, ApiError
 
 from . import domain
 from .api import (
-    AnswersIn, EventIn, EventOut, EventUpdate, RegistrationFilter, RegistrationIn, RegistrationOut, RegistrationPage,
+    AnswersIn, EventIn, GuestInviteIn, GuestInviteOut, EventOut, EventUpdate, RegistrationFilter, RegistrationIn, RegistrationOut, RegistrationPage,
     TokenQuery,
 )
 from .domain import Refused
@@ -169,3 +169,12 @@ async def check_in(request: web.Request, claims: dict) -> RegistrationOut:
 async def erase_registration(request: web.Request, claims: dict) -> None:
     """Erase a person's data on their request (GDPR); other services are told to erase their copies."""
     await refusals(flows(request).erase(request.match_info["id"], "request"))
+
+
+@api.route("POST", "/registrations/{id}/guest-invites", query=TokenQuery, body=GuestInviteIn, response=GuestInviteOut,
+           status=201, errors={**NOT_OWN, 409: "Not allowed to invite, or the municipality's guest quota is used"})
+async def invite_guest(request: web.Request, query: TokenQuery, body: GuestInviteIn) -> GuestInviteOut:
+    """Invite one guest from outside one's municipality; the guest gets a single-use code by email."""
+    invite = await refusals(flows(request).invite_guest(request.match_info["id"], query.token, body.email))
+    return GuestInviteOut(event_slug=invite["event_slug"], municipality=invite["municipality_name"],
+                          guest_email=invite["guest_email"])

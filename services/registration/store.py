@@ -45,11 +45,13 @@ class Store:
     def __init__(self, db: AsyncDatabase):
         self.events = db["events"]
         self.registrations = db["registrations"]
+        self.invites = db["guest_invites"]
 
     async def ensure_indexes(self) -> None:
         # One registration per email and møteplass: the store refuses the second, however many instances run.
         await self.registrations.create_index([("event_slug", 1), ("email", 1)], unique=True)
         await self.registrations.create_index([("status", 1), ("updated_ts", 1)])
+        await self.invites.create_index("code_hash", unique=True)
 
     # Events
 
@@ -190,6 +192,31 @@ class Store:
 
     async def mark_personal_data_purged(self, slug: str) -> None:
         await self.events.update_one({"_id": slug}, {"$set": {"personal_data": "purged"}})
+
+    # Guest invites: one document per quota slot, `_id` = event/municipality/slot, so the unique _id is the quota.
+
+    async def insert_invite(self, slug: str, municipality: str, slots: int, doc: dict,
+                            entries: list[dict]) -> str | None:
+        """Take the first free of the municipality's guest slots for the event; None when all are taken."""
+        for slot in range(slots):
+            invite_id = f"{slug}/{municipality}/{slot}"
+            try:
+                await self.invites.insert_one({"_id": invite_id, **doc, "used_by": "", outbox.FIELD: entries})
+                return invite_id
+            except DuplicateKeyError:
+                continue
+        return None
+
+    async def invite(self, code_hash: str) -> dict | None:
+        return await self.invites.find_one({"code_hash": code_hash}, NO_OUTBOX)
+
+    async def use_invite(self, code_hash: str, rid: str) -> bool:
+        """Single use: only one registration can claim the code."""
+        result = await self.invites.update_one({"code_hash": code_hash, "used_by": ""}, {"$set": {"used_by": rid}})
+        return result.modified_count == 1
+
+    async def give_back_invite(self, code_hash: str, rid: str) -> None:
+        await self.invites.update_one({"code_hash": code_hash, "used_by": rid}, {"$set": {"used_by": ""}})
 
     async def stuck(self, statuses: tuple[Status, ...], before: datetime, slug: str | None = None
                     ) -> AsyncIterator[dict]:

@@ -35,9 +35,12 @@ class BusTap:
     def of_type(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m["type"] == f"no.moteplass.{kind}.v1"]
 
-    async def wait_for(self, kind: str, count: int = 1, timeout_s: float = 10) -> list[dict]:
+    async def wait_for(self, kind: str, count: int = 1, timeout_s: float = 10, registration_id: str | None = None
+                       ) -> list[dict]:
+        """The messages of a kind (about one registration, if given), once there are at least `count`."""
         deadline = time.monotonic() + timeout_s
-        while len(found := self.of_type(kind)) < count:
+        while len(found := [m for m in self.of_type(kind) if registration_id in (None, m["data"].get("registration_id"))]
+                  ) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} {kind} message(s), got {len(found)}")
             await asyncio.sleep(0.02)

@@ -13,7 +13,7 @@ from .conftest import person
 
 
 async def confirm_link(tap, registration_id: str) -> str:
-    [pending] = [m for m in await tap.wait_for("registration.pending") if m["data"]["registration_id"] == registration_id]
+    [pending] = await tap.wait_for("registration.pending", registration_id=registration_id)
     return pending["data"]["confirm_url"]
 
 

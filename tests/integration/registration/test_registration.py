@@ -7,7 +7,7 @@ from .conftest import person
 
 
 async def manage_link(tap, registration_id: str, kind: str) -> tuple[str, str]:
-    [message] = [m for m in await tap.wait_for(kind) if m["data"]["registration_id"] == registration_id]
+    [message] = await tap.wait_for(kind, registration_id=registration_id)
     url = urlparse(message["data"]["manage_url"])
     return url.path, parse_qs(url.query)["token"][0]
 
