@@ -44,18 +44,19 @@ async def parked(bus: Bus, names: QueueNames, limit: int = 100) -> list[ParkedMe
 
 
 async def replay(bus: Bus, names: QueueNames) -> int:
-    """Move every message parked now back to the main queue, with a fresh count of attempts. Each is
-    acknowledged only after the broker confirmed its copy, so none is lost; one parked again while this runs
-    waits for the next replay."""
+    """Move every parked message back to the main queue, with a fresh count of attempts. Each is acknowledged
+    only after the broker confirmed its copy, so none is lost. A message seen twice was parked again while this
+    ran: it stays for the next replay (and ends the run, which could otherwise go round forever)."""
     channel = await bus.connection.channel()
     try:
         queue = await channel.declare_queue(names.dead, passive=True)
-        waiting = queue.declaration_result.message_count
-        moved = 0
-        while moved < waiting and (message := await queue.get(no_ack=False, fail=False)) is not None:
+        moved: set[str | None] = set()
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            if message.message_id in moved:
+                break  # left unacknowledged: it returns to the queue when the channel closes
             await bus.send_to_queue(names.main, message, {ATTEMPTS_HEADER: 0})
             await message.ack()
-            moved += 1
-        return moved
+            moved.add(message.message_id)
+        return len(moved)
     finally:
         await channel.close()
