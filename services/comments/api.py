@@ -230,27 +230,25 @@ async def post_comment(request: web.Request, body: domain.NewComment):
 async def get_comments(request: web.Request, query: domain.PageQuery):
     """Approved comments (and placeholders of deleted ones with replies), top-level paged, replies nested."""
     ctx, lang, thread_id = request.app[COMMENTS], language(request), thread_id_of(request)
-    limit_ = query.limit or ctx.config.page_size
-    key = (query.sort, query.cursor, limit_, lang)
-    if (cached := ctx.cache.get(thread_id, key)) is not None:
-        return web.Response(body=cached, content_type="application/json")
+    size = query.limit or ctx.config.page_size
     try:
         after = domain.after(query.sort, query.cursor)
     except BadCursor as exc:
         raise ApiError(400, text("cursor", lang)) from exc
-    thread = await ctx.store.thread(thread_id) or {}
-    info = domain.ThreadInfo(id=thread_id, closed=thread.get("closed", False), hidden=thread.get("hidden", False),
-                             moderation=thread.get("moderation", "pre"))
-    roots: list[dict] = [] if info.hidden else await ctx.store.page(thread_id, query.sort, after, limit_ + 1)
-    more = len(roots) > limit_
-    roots = roots[:limit_]
-    # Only comments with replies (counted, or kept as placeholders) need the one query for replies.
-    replies = await ctx.store.descendants(
-        [str(r["_id"]) for r in roots if r.get("reply_count") or r["status"] == CommentStatus.deleted])
-    page = domain.Page(thread=info, comments=domain.nest(roots, replies, ctx.config.nested_limit, lang),
-                       next_cursor=domain.encode_cursor(query.sort, roots[-1]) if more else None)
-    body = page.model_dump_json().encode()
-    ctx.cache.put(thread_id, key, body)
+
+    async def build() -> bytes:
+        info = domain.thread_info(thread_id, await ctx.store.thread(thread_id))
+        roots = [] if info.hidden else await ctx.store.page(thread_id, query.sort, after, size + 1)
+        more = len(roots) > size
+        roots = roots[:size]
+        # Only comments with replies (counted, or kept as placeholders) need the one query for replies.
+        replies = await ctx.store.descendants(
+            [str(r["_id"]) for r in roots if r.get("reply_count") or r["status"] == CommentStatus.deleted])
+        page = domain.Page(thread=info, comments=domain.nest(roots, replies, ctx.config.nested_limit, lang),
+                           next_cursor=domain.encode_cursor(query.sort, roots[-1]) if more else None)
+        return page.model_dump_json().encode()
+
+    body = await ctx.cache.get(thread_id, (query.sort, query.cursor, size, lang), build)
     return web.Response(body=body, content_type="application/json")
 
 
@@ -406,5 +404,5 @@ async def change_thread(request: web.Request, body: domain.ThreadChange, claims:
     ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
     thread = await ctx.store.change_thread(thread_id, body.model_dump(exclude_none=True))
     ctx.cache.drop(thread_id)
-    return domain.ThreadInfo(id=thread_id, **{k: thread[k] for k in ("closed", "hidden", "moderation") if k in thread})
+    return domain.thread_info(thread_id, thread)
 

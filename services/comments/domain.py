@@ -271,6 +271,10 @@ class ThreadInfo(BaseModel):
     moderation: Literal["pre", "post"] = "pre"
 
 
+def thread_info(thread_id: str, doc: dict | None) -> ThreadInfo:
+    return ThreadInfo(id=thread_id, **{k: v for k, v in (doc or {}).items() if k in ("closed", "hidden", "moderation")})
+
+
 class Page(BaseModel):
     thread: ThreadInfo
     comments: list[PublicComment]

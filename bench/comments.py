@@ -1,0 +1,217 @@
+"""Benchmark of the comments service (a script that prints a table, not a test).
+
+    .venv/bin/python bench/comments.py [--clients 32] [--seconds 5]
+
+Starts its own nx-27017 (unless MONGO_URL is set) and uses the RabbitMQ at AMQP_URL (default local), runs the
+service in a child process, seeds a thread of 10,000 approved comments straight through the store module, then
+measures at N concurrent clients: comment POSTs/s, first-page and deep-page GETs/s with p50/p99 (deep pages both
+repeated, which the page cache serves, and all different, which it cannot), beside the raw insert_one/find rates
+of the same store in the same run."""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from moteplass import devstack  # noqa: E402
+from services.comments import domain  # noqa: E402
+from services.comments.config import CommentsConfig  # noqa: E402
+from services.comments.store import Store  # noqa: E402
+from shared.messages.comments import CommentStatus  # noqa: E402
+from shared.mongo import connect  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+THREAD = "bench-thread"
+SEED = 10_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(settings_json: str, config_json: str) -> None:
+    """The service in its own process, as it runs in production (one process per instance)."""
+    from aiohttp import web
+
+    from services.comments.app import create_app
+
+    settings = Settings.model_validate_json(settings_json)
+    app = create_app(settings, CommentsConfig.model_validate_json(config_json))
+    web.run_app(app, host="127.0.0.1", port=settings.comments_port, access_log=None, print=None)
+
+
+async def load(clients: int, seconds: float, request: Callable[[int], Awaitable[None]]) -> tuple[float, list[float]]:
+    """Run `request(n)` from `clients` concurrent workers for `seconds`; returns (requests/s, latencies in s)."""
+    latencies: list[float] = []
+    counter = iter(range(10**9))
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            n = next(counter)
+            started = time.perf_counter()
+            await request(n)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+def p(latencies: list[float], q: float) -> float:
+    return statistics.quantiles(latencies, n=100)[q - 1] * 1000 if len(latencies) > 1 else float("nan")
+
+
+async def wait_ready(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not become ready")
+            await asyncio.sleep(0.2)
+
+
+async def seed(store: Store) -> list[dict]:
+    now = datetime.now(UTC)
+    docs = [domain.comment_doc(THREAD, domain.NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
+                                                         body=f"Kommentar **nummer** {n} om innovasjon i kommunen."),
+                               parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
+            for n in range(SEED)]
+    await store.insert_many(docs)
+    return sorted(docs, key=lambda d: d["order"], reverse=True)
+
+
+async def run(clients: int, seconds: float) -> None:
+    tag = f"bench{uuid.uuid4().hex[:8]}"
+    nx = None
+    tmp = tempfile.TemporaryDirectory()
+    mongo_url = os.environ.get("MONGO_URL")
+    if mongo_url is None:
+        port = free_port()
+        nx = devstack.start_store(Path(tmp.name), port, Path(tmp.name) / "nx.log")
+        mongo_url = f"mongodb://127.0.0.1:{port}"
+        await devstack.wait_for_store(mongo_url)
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    await devstack.ensure_broker(amqp_url)
+    settings = Settings(mongo_url=mongo_url, amqp_url=amqp_url, db_prefix=f"{tag}_", exchange=f"{tag}.events",
+                        queue_prefix=f"{tag}.", comments_port=free_port(), log_level="WARNING")
+    # Limits high enough that the clients measure the service, not the spam guard (the check itself still runs).
+    config = CommentsConfig(posts_per_minute=10**9, new_threads_per_hour=10**9, trust_forwarded_for=True)
+    server = multiprocessing.get_context("spawn").Process(
+        # Secrets serialise masked, so the child keeps its defaults for them (the benchmark needs none).
+        target=serve, args=(settings.model_dump_json(exclude={"jwt_secret", "smtp_password"}),
+                            config.model_dump_json()), daemon=True)
+    client = connect(settings)
+    db = client[settings.db_name("comments")]
+    rows: list[tuple[str, float, float, float]] = []
+    try:
+        server.start()
+        base = f"http://127.0.0.1:{settings.comments_port}"
+        await wait_ready(f"{base}/readyz")
+        store = Store(db)
+        began = time.perf_counter()
+        docs = await seed(store)
+        print(f"seeded {SEED:,} approved comments in {time.perf_counter() - began:.1f} s", flush=True)
+
+        raw = db["raw_bench"]
+        sample = docs[SEED // 2]
+        rate, lat = await load(clients, seconds, lambda n: raw.insert_one(
+            {"thread_id": THREAD, "n": n, "body": sample["body"], "html": sample["html"], "at": datetime.now(UTC)}))
+        rows.append(("raw insert_one", rate, p(lat, 50), p(lat, 99)))
+        raw_insert = rate
+        rate, lat = await load(clients, seconds, lambda n: db["comments"].find(
+            {"thread_id": THREAD, "depth": 0, "listed": True}).sort("order", -1).limit(20).to_list())
+        rows.append(("raw find (first 20 of the thread)", rate, p(lat, 50), p(lat, 99)))
+        rate, lat = await load(clients, seconds, lambda n: db["comments"].find_one({"_id": docs[n % SEED]["_id"]}))
+        rows.append(("raw find_one by _id", rate, p(lat, 50), p(lat, 99)))
+
+        connector = aiohttp.TCPConnector(limit=clients)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async def post(n: int) -> None:
+                body = {"author_name": "Bench", "email": f"b{n}@example.no", "body": f"Benchmark-kommentar {n}"}
+                async with http.post(f"{base}/threads/{THREAD}/comments", json=body,
+                                     headers={"X-Forwarded-For": f"10.9.{n // 250 % 250}.{n % 250}"}) as resp:
+                    assert resp.status == 201, await resp.text()
+                    await resp.read()
+
+            async def get(params: dict) -> None:
+                async with http.get(f"{base}/threads/{THREAD}/comments", params=params) as resp:
+                    assert resp.status == 200, await resp.text()
+                    await resp.read()
+
+            rate, lat = await load(clients, seconds, post)
+            rows.append(("POST /threads/{t}/comments", rate, p(lat, 50), p(lat, 99)))
+            post_rate = rate
+            rate, lat = await load(clients, seconds, lambda n: get({}))
+            rows.append(("GET first page (20)", rate, p(lat, 50), p(lat, 99)))
+            first_rate, first_p99 = rate, p(lat, 99)
+            deep = domain.encode_cursor(domain.Sort.newest, docs[SEED - 41])
+            rate, lat = await load(clients, seconds, lambda n: get({"cursor": deep}))
+            rows.append(("GET deep page (same, at 9,960)", rate, p(lat, 50), p(lat, 99)))
+            deep_rate, deep_p99 = rate, p(lat, 99)
+            rate, lat = await load(clients, seconds, lambda n: get(
+                {"cursor": domain.encode_cursor(domain.Sort.newest, docs[(SEED // 2 + n * 7) % (SEED - 1)])}))
+            rows.append(("GET deep pages (all different, uncached)", rate, p(lat, 50), p(lat, 99)))
+
+        print(f"\ncomments service, thread of {SEED:,} approved comments, {clients} concurrent clients, "
+              f"{seconds:.0f} s per row, store {'nx-27017' if nx else mongo_url}\n")
+        print(f"{'operation':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        for name, rate, p50, p99 in rows:
+            print(f"{name:44} {rate:9.0f} {p50:8.1f} {p99:8.1f}")
+        print(f"\nPOST / raw insert_one = {post_rate / raw_insert:.2f} (floor 0.5)")
+        print(f"first page {first_rate:.0f}/s p99 {first_p99:.1f} ms; deep page {deep_rate:.0f}/s p99 "
+              f"{deep_p99:.1f} ms (floor 2,000/s, p99 <= 30 ms)")
+    finally:
+        server.terminate()
+        server.join(10)
+        await client.drop_database(settings.db_name("comments"))
+        await client.close()
+        await _delete_broker_objects(settings)
+        if nx is not None:
+            nx.terminate()
+            nx.wait(10)
+        tmp.cleanup()
+
+
+async def _delete_broker_objects(settings: Settings) -> None:
+    connection = await aio_pika.connect(settings.amqp_url)
+    channel = await connection.channel()
+    main = settings.queue_name("comments")
+    for name in [main, f"{main}.dead", *(f"{main}.retry.{i}" for i in range(len(settings.retry_delays_ms)))]:
+        await channel.queue_delete(name)
+    await channel.exchange_delete(settings.exchange)
+    await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    asyncio.run(run(args.clients, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
