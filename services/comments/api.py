@@ -18,7 +18,7 @@ from shared.outbox import Outbox
 from shared.settings import Settings
 
 from . import domain
-from .cache import PageCache
+from .cache import ThreadCache
 from .config import CommentsConfig
 from .domain import Action, BadCursor, BadToken, Purpose, Sort, text
 from .store import Store, object_id
@@ -30,14 +30,18 @@ MODERATORS = {Role.moderator, Role.admin}
 
 @dataclass
 class Comments:
-    """What the handlers share: the store, the outbox, the page cache and the configuration."""
+    """What the handlers share: the store, the outbox, the per-thread cache and the configuration."""
 
     settings: Settings
     config: CommentsConfig
     store: Store
     outbox: Outbox
-    cache: PageCache
+    cache: ThreadCache
     publishing: set[asyncio.Task] = field(default_factory=set)
+
+    async def thread(self, thread_id: str) -> dict | None:
+        """A thread's settings; a closed thread may take a cache TTL or two to refuse on other instances."""
+        return await self.cache.get(thread_id, ("thread",), lambda: self.store.thread(thread_id))
 
     @property
     def secret(self) -> str:
@@ -188,12 +192,13 @@ async def post_comment(request: web.Request, body: domain.NewComment):
     ctx, lang, thread_id = request.app[COMMENTS], language(request), thread_id_of(request)
     config, ip = ctx.config, client_ip(request, ctx.config)
     await limit(ctx, request, f"post:{ip}", config.posts_per_minute, timedelta(minutes=1))
-    thread = await ctx.store.thread(thread_id)
+    thread = await ctx.thread(thread_id)
     if thread is not None and (thread.get("closed") or thread.get("hidden")):
         raise ApiError(409, text("closed", lang))
     if thread is None:
         await limit(ctx, request, f"thread:{ip}", config.new_threads_per_hour, timedelta(hours=1))
         await ctx.store.ensure_thread(thread_id)
+        ctx.cache.drop(thread_id)
     parent = None
     if body.parent_id is not None:
         parent = await ctx.store.get(body.parent_id)
@@ -237,7 +242,7 @@ async def get_comments(request: web.Request, query: domain.PageQuery):
         raise ApiError(400, text("cursor", lang)) from exc
 
     async def build() -> bytes:
-        info = domain.thread_info(thread_id, await ctx.store.thread(thread_id))
+        info = domain.thread_info(thread_id, await ctx.thread(thread_id))
         roots = [] if info.hidden else await ctx.store.page(thread_id, query.sort, after, size + 1)
         more = len(roots) > size
         roots = roots[:size]

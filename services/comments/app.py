@@ -11,7 +11,7 @@ from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
 from .api import COMMENTS, Comments, api
-from .cache import PageCache
+from .cache import ThreadCache
 from .config import CommentsConfig
 from .consumers import erasure_handler
 from .store import Store
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
     app = create_service_app(SERVICE, settings, api=api, setup=setup)
     runtime = app[RUNTIME]
     store = Store(runtime.db)
-    comments = Comments(settings, config, store, Outbox(runtime.bus, [store.comments]), PageCache(config.cache_ttl_s))
+    comments = Comments(settings, config, store, Outbox(runtime.bus, [store.comments]), ThreadCache(config.cache_ttl_s))
     app[COMMENTS] = comments
 
     async def finish_publishing(_: web.Application) -> None:

@@ -1,25 +1,27 @@
-"""A short-lived in-process cache of rendered public pages, per thread. This instance's writes drop a thread's
-pages at once; other instances' writes show within about two TTLs (a page past its TTL is served once more
-while a single refresh runs, so a popular page never sends a crowd of identical queries to the store)."""
+"""A short-lived in-process cache per thread: its rendered public pages and its settings. This instance's writes
+drop a thread's entries at once; other instances' writes show within about two TTLs (an entry past its TTL is
+served once more while a single refresh runs, so a popular page never sends a crowd of identical queries to the
+store)."""
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 Key = tuple
 
 
-class PageCache:
+class ThreadCache:
     def __init__(self, ttl_s: float, max_threads: int = 10_000):
         self.ttl_s = ttl_s
         self.max_threads = max_threads
-        self.threads: dict[str, dict[Key, tuple[float, bytes]]] = {}
+        self.threads: dict[str, dict[Key, tuple[float, Any]]] = {}
         # Bumped by drop(): a page built across a write is not kept.
         self.epoch = 0
         self.generation: dict[str, int] = {}
         self.building: dict[tuple[str, Key], asyncio.Future] = {}
 
-    async def get(self, thread_id: str, key: Key, build: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def get(self, thread_id: str, key: Key, build: Callable[[], Awaitable[Any]]) -> Any:
         if self.ttl_s <= 0:
             return await build()
         hit = self.threads.get(thread_id, {}).get(key)
@@ -31,13 +33,13 @@ class PageCache:
             return hit[1]
         return await asyncio.shield(refresh)
 
-    def _refresh(self, thread_id: str, key: Key, build: Callable[[], Awaitable[bytes]]) -> asyncio.Future:
+    def _refresh(self, thread_id: str, key: Key, build: Callable[[], Awaitable[Any]]) -> asyncio.Future:
         """One build per page at a time; its result is kept unless the thread changed meanwhile."""
         if (pending := self.building.get((thread_id, key))) is not None:
             return pending
         generation = self._generation(thread_id)
 
-        async def run() -> bytes:
+        async def run() -> Any:
             try:
                 body = await build()
             finally:
@@ -53,13 +55,13 @@ class PageCache:
     def _generation(self, thread_id: str) -> tuple[int, int]:
         return self.epoch, self.generation.get(thread_id, 0)
 
-    def _put(self, thread_id: str, key: Key, body: bytes) -> None:
+    def _put(self, thread_id: str, key: Key, body: Any) -> None:
         if thread_id not in self.threads and len(self.threads) >= self.max_threads:
             self.drop()  # crude but bounded; entries live only seconds anyway
         self.threads.setdefault(thread_id, {})[key] = (time.monotonic() + self.ttl_s, body)
 
     def drop(self, thread_id: str | None = None) -> None:
-        """Forget a thread's pages (or all) after a write."""
+        """Forget what is cached for a thread (or all threads) after a write."""
         if thread_id is None:
             self.epoch += 1
             self.generation.clear()
