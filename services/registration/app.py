@@ -13,7 +13,10 @@ from shared.settings import Settings, get_settings
 
 from .config import RegistrationConfig
 from .flows import Registrations
-from .handlers import REGISTRATIONS, api
+from .handlers import CONFIG, REGISTRATIONS, api
+from .idempotency import KEEP as IDEMPOTENCY_KEEP
+from .idempotency import STORE as IDEMPOTENCY_STORE
+from .idempotency import idempotency
 from .store import Store
 
 SERVICE = "registration"
@@ -44,6 +47,8 @@ async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
 
 async def setup(app: web.Application, runtime: Runtime, config: RegistrationConfig) -> None:
     registrations = app[REGISTRATIONS] = await build(runtime, config)
+    app[IDEMPOTENCY_STORE] = registrations.store
+    app[IDEMPOTENCY_KEEP] = timedelta(hours=config.idempotency_hours)
     outbox = registrations.outbox
     # Whatever a crashed process left: finish its flows, then publish what they recorded.
     await registrations.reconcile(timedelta(0))
@@ -56,8 +61,11 @@ async def setup(app: web.Application, runtime: Runtime, config: RegistrationConf
 
 def create_app(settings: Settings | None = None, config: RegistrationConfig | None = None) -> web.Application:
     config = config or RegistrationConfig()
-    return create_service_app(SERVICE, settings or get_settings(), api=api,
-                              setup=lambda app, runtime: setup(app, runtime, config))
+    app = create_service_app(SERVICE, settings or get_settings(), api=api,
+                             setup=lambda app, runtime: setup(app, runtime, config))
+    app[CONFIG] = config
+    app.middlewares.append(idempotency)  # inside the shared request context: its errors become JSON
+    return app
 
 
 def main() -> None:

@@ -121,6 +121,25 @@ def _cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def replay(prior: dict, fingerprint: str) -> dict:
+    """What to answer a request whose Idempotency-Key was seen before: the first response, if the request is the
+    same and finished; otherwise a refusal."""
+    if prior["fingerprint"] != fingerprint:
+        raise Refused("Idempotency-Key er alt brukt til ein annan førespurnad.", 422,
+                      [{"field": "Idempotency-Key", "message": "Bruk ein ny nøkkel for eit nytt innhald."}])
+    if prior["state"] != "done":
+        raise Refused("Den første førespurnaden med denne Idempotency-Key er ikkje ferdig enno. Prøv igjen om litt.")
+    return prior["response"]
+
+
+def fingerprint(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def normalise_email(email: str) -> str:
     # One person, one registration: addresses differing only in case are the same mailbox in practice.
     return email.strip().lower()

@@ -1,5 +1,8 @@
 """HTTP entrypoints: validate, authorise, call a flow, shape the answer."""
 
+import math
+from datetime import UTC, datetime
+
 from aiohttp import web
 from pydantic_core import to_jsonable_python
 
@@ -11,10 +14,13 @@ from .api import (
     AnswersIn, EventIn, GuestInviteIn, GuestInviteOut, EventOut, EventUpdate, RegistrationFilter, RegistrationIn, RegistrationOut, RegistrationPage,
     TokenQuery,
 )
+from .config import RegistrationConfig
 from .domain import Refused
 from .flows import Registrations
 
 REGISTRATIONS = web.AppKey("registrations", Registrations)
+CONFIG = web.AppKey("config", RegistrationConfig)
+RATE_LIMITED = {429: "Too many requests from this address (see Retry-After)"}
 ADMIN = {Role.admin}
 NOT_OWN = {404: "No such registration, or the token does not match"}
 
@@ -33,6 +39,20 @@ def event_out(doc: dict) -> EventOut:
 
 def registration_out(doc: dict) -> RegistrationOut:
     return RegistrationOut(id=doc["_id"], **{k: doc.get(k) for k in RegistrationOut.model_fields if k != "id"})
+
+
+def client_ip(request: web.Request, config: RegistrationConfig) -> str:
+    forwarded = request.headers.get("X-Forwarded-For") if config.trust_forwarded_for else None
+    return forwarded.split(",")[0].strip() if forwarded else (request.remote or "unknown")
+
+
+async def rate_limit(request: web.Request) -> None:
+    """Public POSTs per client IP per minute, counted in the store so that every instance shares the count."""
+    config = request.app[CONFIG]
+    hits, left_s = await flows(request).store.hit(f"post/{client_ip(request, config)}", 60, datetime.now(UTC))
+    if hits > config.posts_per_minute:
+        raise ApiError(429, "For mange førespurnader frå denne adressa. Vent litt og prøv igjen.",
+                       headers={"Retry-After": str(math.ceil(left_s))})
 
 
 async def refusals(call):
@@ -77,9 +97,10 @@ async def get_event(request: web.Request) -> EventOut:
 
 
 @api.route("POST", "/events/{slug}/registrations", body=RegistrationIn, response=RegistrationOut, status=201,
-           errors={404: "No such møteplass", 409: "Already registered, or registration is not open"})
+           errors={404: "No such møteplass", 409: "Already registered, or registration is not open", **RATE_LIMITED})
 async def register(request: web.Request, body: RegistrationIn) -> RegistrationOut:
     """Register: a seat if one is free, else a place on the waiting list. The personal link comes by email."""
+    await rate_limit(request)
     return registration_out(await refusals(flows(request).register(request.match_info["slug"], body)))
 
 
@@ -101,9 +122,10 @@ async def confirm_page(request: web.Request, query: TokenQuery) -> web.Response:
 
 
 @api.route("POST", "/registrations/{id}/confirm", query=TokenQuery, response=RegistrationOut,
-           errors={404: "No such registration, or the token does not match", 410: "The link has expired"})
+           errors={**NOT_OWN, 410: "The link has expired", **RATE_LIMITED})
 async def confirm_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:
     """Confirm the email address: the registration now takes a seat or a waiting-list place."""
+    await rate_limit(request)
     return registration_out(await refusals(flows(request).confirm(request.match_info["id"], query.token)))
 
 
@@ -172,9 +194,11 @@ async def erase_registration(request: web.Request, claims: dict) -> None:
 
 
 @api.route("POST", "/registrations/{id}/guest-invites", query=TokenQuery, body=GuestInviteIn, response=GuestInviteOut,
-           status=201, errors={**NOT_OWN, 409: "Not allowed to invite, or the municipality's guest quota is used"})
+           status=201, errors={**NOT_OWN, 409: "Not allowed to invite, or the municipality's guest quota is used",
+                               **RATE_LIMITED})
 async def invite_guest(request: web.Request, query: TokenQuery, body: GuestInviteIn) -> GuestInviteOut:
     """Invite one guest from outside one's municipality; the guest gets a single-use code by email."""
+    await rate_limit(request)
     invite = await refusals(flows(request).invite_guest(request.match_info["id"], query.token, body.email))
     return GuestInviteOut(event_slug=invite["event_slug"], municipality=invite["municipality_name"],
                           guest_email=invite["guest_email"])

@@ -11,7 +11,7 @@ entries are appended with $addToSet (see shared.outbox.add)."""
 
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -46,12 +46,16 @@ class Store:
         self.events = db["events"]
         self.registrations = db["registrations"]
         self.invites = db["guest_invites"]
+        self.requests = db["idempotent_requests"]
+        self.rate_windows = db["rate_windows"]
 
     async def ensure_indexes(self) -> None:
         # One registration per email and møteplass: the store refuses the second, however many instances run.
         await self.registrations.create_index([("event_slug", 1), ("email", 1)], unique=True)
         await self.registrations.create_index([("status", 1), ("updated_ts", 1)])
         await self.invites.create_index("code_hash", unique=True)
+        await self.requests.create_index("expires.at", expireAfterSeconds=0)
+        await self.rate_windows.create_index("expires.at", expireAfterSeconds=0)
 
     # Events
 
@@ -232,3 +236,39 @@ class Store:
         """Of these seat holders, those whose registration does not know it yet (a promotion cut short)."""
         return await self.registrations.find(
             {"_id": {"$in": rids}, "status": Status.waitlisted.value}, NO_OUTBOX).to_list()
+
+    # Idempotency-Key records (the date sits in a sub-document so that the TTL index can use it on nx-27017 too)
+
+    async def begin_request(self, record_id: str, fingerprint: str, expires_at: datetime, lease_s: float
+                            ) -> dict | None:
+        """Record a request as in flight; None when it may go ahead, else the earlier record. An in-flight
+        record older than the lease was left by a crash and is taken over."""
+        try:
+            await self.requests.insert_one({"_id": record_id, "fingerprint": fingerprint, "state": "in_flight",
+                                            "started_ts": time.time(), "expires": {"at": expires_at}})
+            return None
+        except DuplicateKeyError:
+            pass
+        taken = await self.requests.update_one(
+            {"_id": record_id, "fingerprint": fingerprint, "state": "in_flight",
+             "started_ts": {"$lte": time.time() - lease_s}}, {"$set": {"started_ts": time.time()}})
+        if taken.modified_count:
+            return None
+        return await self.requests.find_one({"_id": record_id})
+
+    async def complete_request(self, record_id: str, response: dict) -> None:
+        await self.requests.update_one({"_id": record_id}, {"$set": {"state": "done", "response": response}})
+
+    async def abandon_request(self, record_id: str) -> None:
+        await self.requests.delete_one({"_id": record_id, "state": "in_flight"})
+
+    # Rate limits: fixed windows shared by every instance
+
+    async def hit(self, key: str, window_s: int, now: datetime) -> tuple[int, float]:
+        """Count a hit in the current window; returns the count so far and the seconds left in the window."""
+        index, into = divmod(now.timestamp(), window_s)
+        doc = await self.rate_windows.find_one_and_update(
+            {"_id": f"{key}/{int(index)}"},
+            {"$inc": {"hits": 1}, "$set": {"expires": {"at": now + timedelta(seconds=window_s * 2)}}},
+            upsert=True, return_document=AFTER)
+        return doc["hits"], window_s - into

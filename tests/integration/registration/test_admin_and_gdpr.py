@@ -8,10 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import AsyncMongoClient
 
-from services.registration.app import create_app
-from services.registration.config import RegistrationConfig
-
-from .conftest import event_body, person
+from .conftest import event_body, person, registration_app
 from .test_registration import manage_link
 
 KOMMUNE = {"organisation_type": "kommune", "municipality": {"number": "3105", "name": "Sarpsborg"}}
@@ -130,7 +127,7 @@ async def test_admin_erasure(settings, http, base, tap, admin_headers, create_ev
 
 async def test_retention_purge_removes_personal_data_keeps_counts_and_publishes_erased(
         settings, http, start_service, tap, admin_headers):
-    base = await start_service(lambda s: create_app(s, RegistrationConfig(purge_interval_s=0.1)), "registration")
+    base = await start_service(registration_app(purge_interval_s=0.1), "registration")
     async with http.post(f"{base}/events", json=event_body(retention_days=0), headers=admin_headers) as resp:
         assert resp.status == 201
     for n in range(3):

@@ -5,11 +5,10 @@ its relay, so only the second instance can recover."""
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
-from services.registration.app import create_app
 from services.registration.handlers import REGISTRATIONS
 from tests.conftest import free_port
 
-from .conftest import event_body, person
+from .conftest import event_body, person, registration_app
 from .test_registration import manage_link
 
 
@@ -27,7 +26,7 @@ async def nothing(*_args, **_kwargs):
 
 async def start_doomed(start_service, settings):
     """An instance whose relay never runs, returned with its flows so a test can break one step."""
-    app = create_app(settings)
+    app = registration_app()(settings)
     base = await start_service(lambda _: app, "registration")
     flows = app[REGISTRATIONS]
     flows.outbox.sweep = nothing
@@ -60,7 +59,7 @@ async def test_crash_between_store_write_and_publish_is_published_by_the_relay(s
     assert [e["type"] for e in stored["outbox"]] == ["no.moteplass.registration.confirmed.v1"]
     assert not tap.of_type("registration.confirmed")
 
-    await start_service(create_app, "registration", port=free_port())
+    await start_service(registration_app(), "registration", port=free_port())
     [message] = await tap.wait_for("registration.confirmed")
     assert message["id"] == stored["outbox"][0]["id"] and message["data"]["registration_id"] == created["id"]
     assert (await registration_doc(settings, created["id"]))["outbox"] == []
@@ -78,7 +77,7 @@ async def test_crash_after_taking_a_seat_is_finished_by_the_next_instance(settin
     async with http.get(f"{base}/events/innovasjonsjam") as resp:
         assert (await resp.json())["seats_left"] == 0
 
-    second = await start_service(create_app, "registration", port=free_port())
+    second = await start_service(registration_app(), "registration", port=free_port())
     [message] = await tap.wait_for("registration.confirmed")
     path, token = await manage_link(tap, message["data"]["registration_id"], "registration.confirmed")
     async with http.get(f"{second}{path}", params={"token": token}) as resp:
@@ -100,7 +99,7 @@ async def test_crash_while_cancelling_is_finished_and_the_seat_passed_on(setting
         assert resp.status == 500
     assert (await registration_doc(settings, holder["id"]))["status"] == "cancelling"
 
-    await start_service(create_app, "registration", port=free_port())
+    await start_service(registration_app(), "registration", port=free_port())
     [cancelled] = await tap.wait_for("registration.cancelled")
     [promoted] = await tap.wait_for("registration.promoted")
     assert cancelled["data"]["registration_id"] == holder["id"]

@@ -1,6 +1,7 @@
-from services.registration.app import create_app
 from services.registration.cli import load
 from services.registration.config import RegistrationConfig
+
+from .conftest import registration_app
 
 
 async def test_demo_loads_the_two_seed_moteplassar_once(settings, tap, http, start_service):
@@ -11,7 +12,7 @@ async def test_demo_loads_the_two_seed_moteplassar_once(settings, tap, http, sta
     assert "møteplass innovasjonsjam-baerum: finst frå før" in again
     assert "  Kari Berg: Denne e-postadressa er alt påmeld til møteplassen." in again
 
-    base = await start_service(create_app, "registration")
+    base = await start_service(registration_app(), "registration")
     async with http.get(f"{base}/events") as resp:
         events = {e["slug"]: e for e in await resp.json()}
     jam = events["innovasjonsjam-baerum"]

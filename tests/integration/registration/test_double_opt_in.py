@@ -6,10 +6,7 @@ from urllib.parse import urlparse
 
 from pymongo import AsyncMongoClient
 
-from services.registration.app import create_app
-from services.registration.config import RegistrationConfig
-
-from .conftest import person
+from .conftest import person, registration_app
 
 
 async def confirm_link(tap, registration_id: str) -> str:
@@ -51,8 +48,7 @@ async def test_unconfirmed_registrations_hold_no_seat_and_confirmations_take_sea
 
 async def test_expired_pending_registrations_are_removed(settings, http, start_service, tap, admin_headers):
     from .conftest import event_body
-    base = await start_service(lambda s: create_app(s, RegistrationConfig(confirmation_valid_hours=0.5 / 3600)),
-                               "registration")
+    base = await start_service(registration_app(confirmation_valid_hours=0.5 / 3600), "registration")
     async with http.post(f"{base}/events", json=event_body(require_email_confirmation=True),
                          headers=admin_headers) as resp:
         assert resp.status == 201

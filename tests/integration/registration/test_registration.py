@@ -118,9 +118,10 @@ async def test_leaving_the_waiting_list(http, base, tap, create_event, register)
 
 async def test_two_hundred_registrations_over_two_instances_for_ninety_seats(http, base, tap, start_service,
                                                                             create_event):
-    from services.registration.app import create_app
     from tests.conftest import free_port
-    other = await start_service(create_app, "registration", port=free_port())
+
+    from .conftest import registration_app
+    other = await start_service(registration_app(), "registration", port=free_port())
     await create_event(capacity=90)
 
     async def post(n: int) -> dict:
