@@ -212,8 +212,9 @@ async def post_comment(request: web.Request, body: domain.NewComment):
         max_links=config.max_links, honeypot=honeypot, known_author=known,
         auto_approve_known=config.auto_approve_known)
     now = datetime.now(UTC)
+    # A bot resubmitting its text should not learn it was caught: its catches take no fingerprint.
     doc = domain.comment_doc(thread_id, body, parent=parent, max_depth=config.max_depth, status=status, ip=ip,
-                             now=now, honeypot=honeypot)
+                             now=now, fingerprinted=not honeypot)
     event = None if honeypot else await ctx.status_event(doc, request, held)  # honeypot catches are silent
     try:
         await ctx.store.insert(doc, [event] if event else [])
@@ -411,3 +412,28 @@ async def change_thread(request: web.Request, body: domain.ThreadChange, claims:
     ctx.cache.drop(thread_id)
     return domain.thread_info(thread_id, thread)
 
+
+
+@api.route("GET", "/threads/{thread}/export", response=domain.ThreadExport, roles=MODERATORS)
+async def export_thread(request: web.Request, claims: dict):
+    """A thread with all its comments (any status) as JSON, for backup or a move."""
+    ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
+    docs = await ctx.store.thread_comments(thread_id)
+    return domain.ThreadExport(thread=domain.thread_info(thread_id, await ctx.store.thread(thread_id)),
+                               comments=[domain.exported(d) for d in docs])
+
+
+class Imported(BaseModel):
+    imported: int
+    skipped: int = Field(description="Comments whose text was already in the thread")
+
+
+@api.route("POST", "/threads/{thread}/import", body=domain.ThreadImport, response=Imported, roles=MODERATORS)
+async def import_thread(request: web.Request, body: domain.ThreadImport, claims: dict):
+    """Add exported comments to a thread (new ids; the same text twice is skipped, so a re-import adds nothing)."""
+    ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
+    docs = domain.imported(thread_id, body.comments, ctx.config.max_depth)
+    await ctx.store.ensure_thread(thread_id)
+    count = await ctx.store.insert_many([d | {"outbox": []} for d in docs])
+    ctx.cache.drop(thread_id)
+    return Imported(imported=count, skipped=len(docs) - count)

@@ -16,7 +16,7 @@ import nh3
 from bson import ObjectId
 from email_validator import EmailNotValidError, validate_email
 from markdown_it import MarkdownIt
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from shared.messages.comments import CommentStatus
@@ -224,15 +224,17 @@ def placement(parent: dict | None, max_depth: int) -> dict:
 
 
 def comment_doc(thread_id: str, new: NewComment, *, parent: dict | None, max_depth: int, status: CommentStatus,
-                ip: str, now: datetime, honeypot: bool = False) -> dict:
+                ip: str | None, now: datetime, fingerprinted: bool = True) -> dict:
     """A new comment as stored: source and rendering, its place in the thread, and who wrote it (never public)."""
-    doc = {**identity(), "thread_id": thread_id, **placement(parent, max_depth),
+    doc = {**identity(now), "thread_id": thread_id, **placement(parent, max_depth),
            "reply_to": str(parent["_id"]) if parent else None, "author_name": new.author_name, "email": new.email,
            "ip": ip, "language": new.language, "notify_replies": new.notify_replies, "body": new.body,
            "html": render(new.body), "status": status, "listed": listed(status, False), "reply_count": 0,
            "created_at": now}
-    if not honeypot:  # a bot resubmitting its text should not learn it was caught
+    if fingerprinted:  # the unique index refuses the same text twice in the thread
         doc["fingerprint"] = fingerprint(new.body)
+    if status == CommentStatus.deleted:
+        doc |= deleted_fields()
     return doc
 
 
@@ -307,10 +309,64 @@ def nest(roots: list[dict], descendants: list[dict], nested_limit: int, language
     return [build(root) for root in roots]
 
 
-def identity(created_at: datetime | None = None) -> dict:
-    """A new comment's _id and its sortable copy `order` (for an imported comment, dated to its creation)."""
-    oid = ObjectId() if created_at is None else ObjectId(
-        int(created_at.timestamp()).to_bytes(4, "big") + ObjectId().binary[4:])
+# ---- export and import ------------------------------------------------------------------------------------------
+
+
+class ExportedComment(BaseModel):
+    """A comment as moderators export it: the source, not the rendering (re-rendered on import); no IP."""
+
+    id: str
+    reply_to: str | None = Field(default=None, description="The comment this one answered (an id in the export)")
+    author_name: str = Field(max_length=NAME_MAX)
+    email: str | None = Field(default=None, max_length=254)
+    body: str = Field(max_length=BODY_MAX)
+    status: CommentStatus
+    created_at: AwareDatetime
+    edited_at: AwareDatetime | None = None
+    notify_replies: bool = False
+    language: Language = Language.nn
+
+
+class ThreadImport(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # an export file posts as it is
+    comments: list[ExportedComment] = Field(max_length=50_000)
+
+
+class ThreadExport(ThreadImport):
+    thread: ThreadInfo
+
+
+def exported(doc: dict) -> ExportedComment:
+    return ExportedComment(id=str(doc["_id"]), **{k: doc.get(k) for k in (
+        "reply_to", "author_name", "email", "body", "status", "created_at", "edited_at")},
+        notify_replies=doc.get("notify_replies", False), language=doc.get("language", Language.nn))
+
+
+def imported(thread_id: str, items: list[ExportedComment], max_depth: int) -> list[dict]:
+    """Exported comments as new documents of a thread: fresh ids dated to their creation, the reply structure
+    rebuilt (to this service's depth), counts and placeholders derived. A reply whose parent is not in the
+    import becomes a top-level comment."""
+    docs: dict[str, dict] = {}
+    for item in sorted(items, key=lambda i: i.created_at):
+        new = NewComment.model_construct(author_name=item.author_name, email=item.email, body=item.body,
+                                         language=item.language, notify_replies=item.notify_replies)
+        doc = comment_doc(thread_id, new, parent=docs.get(item.reply_to or ""), max_depth=max_depth,
+                          status=item.status, ip=None, now=item.created_at,
+                          fingerprinted=item.status not in (CommentStatus.deleted, CommentStatus.spam))
+        docs[item.id] = doc | ({"edited_at": item.edited_at} if item.edited_at else {})
+    by_id = {str(d["_id"]): d for d in docs.values()}
+    for doc in docs.values():
+        if doc["root_id"] and doc["status"] == CommentStatus.approved:
+            by_id[doc["root_id"]]["reply_count"] += 1
+        if doc["parent_id"] and doc["status"] in (CommentStatus.approved, CommentStatus.pending):
+            parent = by_id[doc["parent_id"]]
+            parent["listed"] = listed(parent["status"], True)
+    return list(docs.values())
+
+
+def identity(created_at: datetime) -> dict:
+    """A comment's _id, dated to its creation (also for imported ones), and its sortable copy `order`."""
+    oid = ObjectId(int(created_at.timestamp()).to_bytes(4, "big") + ObjectId().binary[4:])
     return {"_id": oid, "order": str(oid)}
 
 

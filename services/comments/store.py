@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import outbox
@@ -13,6 +14,9 @@ from shared.messages import CloudEvent
 from shared.messages.comments import CommentStatus
 
 from .domain import SORT_KEYS, Sort
+
+
+DUPLICATE_KEY = 11000
 
 
 def object_id(value: str | None) -> ObjectId | None:
@@ -82,9 +86,16 @@ class Store:
         await self.comments.insert_one(doc)
         return doc
 
-    async def insert_many(self, docs: list[dict]) -> None:
-        if docs:
-            await self.comments.insert_many(docs, ordered=False)
+    async def insert_many(self, docs: list[dict]) -> int:
+        """Insert what can be; returns how many were (the rest repeat a text already in their thread)."""
+        if not docs:
+            return 0
+        try:
+            return len((await self.comments.insert_many(docs, ordered=False)).inserted_ids)
+        except BulkWriteError as exc:
+            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                raise
+            return exc.details["nInserted"]
 
     async def get(self, comment_id: str) -> dict | None:
         oid = object_id(comment_id)

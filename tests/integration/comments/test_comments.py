@@ -253,3 +253,28 @@ async def test_openapi_documents_the_routes(base, http):
         doc = await resp.json()
     assert {"/threads/{thread}/comments", "/moderation/comments", "/threads/counts"} <= set(doc["paths"])
     assert "email" not in doc["components"]["schemas"]["PublicComment"]["properties"]
+
+
+async def test_export_and_import_a_thread(base, http, moderator_headers):
+    top = await published(http, base, moderator_headers, notify_replies=True)
+    await published(http, base, moderator_headers, parent_id=top, body="Svar", email="ola@example.no")
+    await post(http, base, comment(body="Ventar"))
+    thread = URL.removesuffix("/comments")
+    async with http.get(f"{base}{thread}/export", headers=moderator_headers) as resp:
+        exported = await resp.json()
+    assert [(c["body"], c["status"], c["email"]) for c in exported["comments"]] == [
+        ("Takk for ein god møteplass!", "approved", "kari@example.no"), ("Svar", "approved", "ola@example.no"),
+        ("Ventar", "pending", "kari@example.no")]
+    assert "ip" not in exported["comments"][0]
+
+    async with http.post(f"{base}/threads/kopi/import", json=exported, headers=moderator_headers) as resp:
+        assert await resp.json() == {"imported": 3, "skipped": 0}
+    async with http.post(f"{base}/threads/kopi/import", json=exported, headers=moderator_headers) as resp:
+        assert await resp.json() == {"imported": 0, "skipped": 3}
+    [copy] = (await get(http, base, "/threads/kopi/comments"))["comments"]
+    assert copy["id"] != top and copy["reply_count"] == 1 and [r["html"] for r in copy["replies"]] == ["<p>Svar</p>\n"]
+    async with http.post(f"{base}/threads/kopi/import", json={"comments": [{"id": "x"}]},
+                         headers=moderator_headers) as resp:
+        assert resp.status == 422
+    async with http.get(f"{base}{thread}/export") as resp:
+        assert resp.status == 401

@@ -144,9 +144,9 @@ def test_replies_deeper_than_allowed_attach_to_the_deepest_allowed_parent():
 
 
 def _doc(parent=None, status=CommentStatus.approved, **fields):
-    ident = domain.identity()
-    return {**ident, "parent_id": str(parent["_id"]) if parent else None, "author_name": "Ola", "html": "<p>x</p>",
-            "created_at": datetime.now(UTC), "status": status, "reply_count": 0, **fields}
+    created_at = datetime.now(UTC)
+    return {**domain.identity(created_at), "parent_id": str(parent["_id"]) if parent else None, "author_name": "Ola", "html": "<p>x</p>",
+            "created_at": created_at, "status": status, "reply_count": 0, **fields}
 
 
 def test_nesting_shows_up_to_the_limit_and_counts_the_rest():
@@ -193,7 +193,8 @@ def test_bad_cursors_are_refused(cursor):
 def test_imported_ids_sort_by_their_creation_time():
     early = domain.identity(datetime(2020, 1, 1, tzinfo=UTC))
     late = domain.identity(datetime(2021, 1, 1, tzinfo=UTC))
-    assert early["order"] < late["order"] < domain.identity()["order"]
+    assert early["order"] < late["order"] < domain.identity(datetime.now(UTC))["order"]
+    assert domain.identity(late_time := datetime(2021, 1, 1, tzinfo=UTC)) != domain.identity(late_time)
     assert early["order"] == str(early["_id"])
 
 
@@ -244,3 +245,24 @@ def test_new_comment_normalises_name_and_email():
 def test_erasure_anonymises_and_drops_contact_data():
     assert domain.anonymised()["author_name"] == "Anonym"
     assert set(domain.ERASED_FIELDS) == {"email", "ip"}
+
+
+def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
+    at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+    def item(id, reply_to=None, status=CommentStatus.approved, minutes=0, body=None):
+        return domain.ExportedComment(id=id, reply_to=reply_to, author_name="Ola", email="ola@example.no",
+                                      body="" if body is None and status == CommentStatus.deleted else body or id,
+                                      status=status, created_at=at + timedelta(minutes=minutes))
+
+    docs = domain.imported("ny", [item("c", "b", minutes=2), item("a", status=CommentStatus.deleted),
+                                  item("b", "a", minutes=1), item("d", "c", minutes=3),
+                                  item("orphan", "missing", minutes=4)], max_depth=2)
+    by_body = {d["body"] or "deleted": d for d in docs}
+    a, b, c, d = (by_body[k] for k in ("deleted", "b", "c", "d"))
+    assert a["listed"] and a["reply_count"] == 3 and "fingerprint" not in a  # placeholder above its replies
+    assert (b["parent_id"], c["parent_id"], d["parent_id"]) == (str(a["_id"]), str(b["_id"]), str(b["_id"]))
+    assert d["depth"] == 2 and d["reply_to"] == str(c["_id"]) and d["root_id"] == str(a["_id"])
+    assert by_body["orphan"]["depth"] == 0 and by_body["orphan"]["parent_id"] is None
+    assert all(doc["thread_id"] == "ny" and doc["_id"].generation_time == at + timedelta(minutes=n)
+               for n, doc in enumerate([a, b, c, d]))
