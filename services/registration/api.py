@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from shared.messages import Language
 
-from .domain import OrganisationType, QuestionKind, Status
+from .domain import EventStatus, OrganisationType, QuestionKind, Status
 
 
 def _email(value: str) -> str:
@@ -93,6 +93,7 @@ class EventIn(Input):
     require_email_confirmation: bool = False
     questions: list[Question] = Field(default_factory=list, max_length=30)
     retention_days: int = Field(30, ge=0, le=3650, strict=True, description="Personal data is purged this many days after the end")
+    published: bool = Field(True, description="False keeps it a draft until POST /events/{slug}/publish")
 
 
 class EventUpdate(Input):
@@ -115,7 +116,7 @@ class EventOut(BaseModel):
     description: str
     kind: EventKind
     organisers: list[str]
-    status: Literal["published", "cancelled"]
+    status: EventStatus
     starts_at: datetime
     ends_at: datetime
     venue: str

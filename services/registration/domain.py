@@ -33,6 +33,12 @@ class Status(StrEnum):
 ACTIVE = (Status.confirmed, Status.waitlisted, Status.checked_in)
 
 
+class EventStatus(StrEnum):
+    draft = "draft"  # being prepared: not listed, no registrations
+    published = "published"
+    cancelled = "cancelled"
+
+
 class OrganisationType(StrEnum):
     kommune = "kommune"
     fylkeskommune = "fylkeskommune"
@@ -165,8 +171,10 @@ def local_time(moment: datetime, timezone: str, language: str = "nn") -> str:
 def check_window(event: dict, now: datetime) -> None:
     """Registration is open between registration_opens_at and registration_closes_at, and never after the start."""
     opens, closes = event.get("registration_opens_at"), event.get("registration_closes_at")
-    if event["status"] == "cancelled":
+    if event["status"] == EventStatus.cancelled:
         raise Refused("Møteplassen er avlyst.")
+    if event["status"] == EventStatus.draft:
+        raise Refused("Påmeldinga er ikkje opna enno.")
     if opens and now < opens:
         raise Refused(f"Påmeldinga opnar {local_time(opens, event['timezone'])}.")
     if (closes and now >= closes) or now >= event["starts_at"]:
@@ -253,7 +261,7 @@ def cancel_reason(status: str) -> str:
 
 def next_in_line(event: dict) -> str | None:
     """Who is promoted now: the first on the waiting list, if a seat is free (and the event still on)."""
-    if event["status"] == "cancelled" or not event["waitlist"] or seats_left(event) == 0:
+    if event["status"] == EventStatus.cancelled or not event["waitlist"] or seats_left(event) == 0:
         return None
     return event["waitlist"][0]
 

@@ -16,7 +16,7 @@ from shared.settings import Settings
 
 from . import domain
 from .api import EventIn, EventUpdate, RegistrationFilter, RegistrationIn
-from .domain import Refused, Status
+from .domain import EventStatus, Refused, Status
 from .store import Duplicate, Store
 
 NOT_FOUND = "Fann ikkje påmeldinga, eller lenkja er ikkje gyldig."
@@ -52,9 +52,10 @@ class Registrations:
     async def create_event(self, body: EventIn) -> dict:
         domain.invalid(domain.schedule_problems(body.starts_at, body.ends_at, body.registration_opens_at,
                                                 body.registration_closes_at))
-        doc = {"_id": body.slug, **body.model_dump(exclude={"slug"}), "status": "published", "sequence": 0,
-               "created_at": now(), "seats": [], "waitlist": []}
-        entries = [self._entry(EventPublished(event=self._info(doc)), body.slug)]
+        status = EventStatus.published if body.published else EventStatus.draft
+        doc = {"_id": body.slug, **body.model_dump(exclude={"slug", "published"}), "status": status.value,
+               "sequence": 0, "created_at": now(), "seats": [], "waitlist": []}
+        entries = [self._entry(EventPublished(event=self._info(doc)), body.slug)] if body.published else []
         try:
             await self.store.insert_event(doc, entries)
         except Duplicate:
@@ -86,15 +87,28 @@ class Registrations:
         await self.promote_waiting(updated)  # a raised capacity gives the new seats away at once
         return await self.event(slug)
 
+    async def publish_event(self, slug: str) -> dict:
+        event = await self.event(slug)
+        if event["status"] == EventStatus.cancelled:
+            raise Refused("Ein avlyst møteplass kan ikkje publiserast.")
+        if event["status"] == EventStatus.published:
+            return event
+        entries = [self._entry(EventPublished(event=self._info(event)), slug)]
+        return await self._set_status(event, EventStatus.published, entries)
+
+    async def _set_status(self, event: dict, status: EventStatus, entries: list[dict]) -> dict:
+        changed = await self.store.update_event(event, {"status": status.value}, entries)
+        if changed is None:
+            raise Refused("Møteplassen vart endra samstundes. Prøv igjen.")
+        await self.outbox.try_flush(self.store.events, event["_id"], entries)
+        return changed
+
     async def cancel_event(self, slug: str) -> dict:
         event = await self.event(slug)
-        if event["status"] == "cancelled":
+        if event["status"] == EventStatus.cancelled:
             return event
         entries = [self._entry(EventCancelled(event=self._info(event), changed=["status"]), slug)]
-        cancelled = await self.store.update_event(event, {"status": "cancelled"}, entries)
-        if cancelled is None:
-            raise Refused("Møteplassen vart endra samstundes. Prøv igjen.")
-        await self.outbox.try_flush(self.store.events, slug, entries)
+        cancelled = await self._set_status(event, EventStatus.cancelled, entries)
         await self.store.mark_all_cancelling(slug, CANCELLABLE, "event_cancelled")
         async for registration in self.store.stuck((Status.cancelling,), now(), slug):
             await self._finish_cancel(registration)

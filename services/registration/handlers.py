@@ -78,6 +78,13 @@ async def update_event(request: web.Request, body: EventUpdate, claims: dict) ->
     return event_out(await refusals(flows(request).update_event(request.match_info["slug"], body)))
 
 
+@api.route("POST", "/events/{slug}/publish", response=EventOut, roles=ADMIN,
+           errors={404: "No such møteplass", 409: "Cancelled"})
+async def publish_event(request: web.Request, claims: dict) -> EventOut:
+    """Open a draft møteplass for registration (event.published)."""
+    return event_out(await refusals(flows(request).publish_event(request.match_info["slug"])))
+
+
 @api.route("POST", "/events/{slug}/cancel", response=EventOut, roles=ADMIN, errors={404: "No such møteplass"})
 async def cancel_event(request: web.Request, claims: dict) -> EventOut:
     """Cancel a møteplass: every registration is cancelled and everyone told."""
@@ -87,7 +94,7 @@ async def cancel_event(request: web.Request, claims: dict) -> EventOut:
 @api.route("GET", "/events", response=list[EventOut])
 async def list_events(request: web.Request) -> list[EventOut]:
     """All møteplassar, soonest first, with seats left."""
-    return [event_out(doc) for doc in await flows(request).store.events_list()]
+    return [event_out(doc) for doc in await flows(request).store.listed_events()]
 
 
 @api.route("GET", "/events/{slug}", response=EventOut, errors={404: "No such møteplass"})

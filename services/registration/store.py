@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from shared import outbox
 
 from . import domain
-from .domain import Status
+from .domain import EventStatus, Status
 
 AFTER = ReturnDocument.AFTER
 SCHEDULE = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
@@ -69,8 +69,11 @@ class Store:
     async def event(self, slug: str) -> dict | None:
         return _read(await self.events.find_one({"_id": slug}, NO_OUTBOX))
 
-    async def events_list(self) -> list[dict]:
-        return [_read(doc) for doc in await self.events.find({}, NO_OUTBOX).sort("schedule.starts_at", 1).to_list()]
+    async def listed_events(self) -> list[dict]:
+        """The public list: drafts stay out."""
+        cursor = self.events.find({"status": {"$in": [EventStatus.published.value, EventStatus.cancelled.value]}},
+                                  NO_OUTBOX)
+        return [_read(doc) for doc in await cursor.sort("schedule.starts_at", 1).to_list()]
 
     async def upcoming_slugs(self, now: datetime) -> list[str]:
         return [doc["_id"] for doc in await self.events.find({"schedule.ends_at": {"$gt": now}}, {"_id": 1}).to_list()]

@@ -86,3 +86,19 @@ async def test_without_a_waiting_list_a_full_event_refuses_and_keeps_nothing(htt
     async with http.delete(f"{base}{path}", params={"token": token}) as resp:
         assert resp.status == 204
     assert (await register("innovasjonsjam", person(2)))["status"] == "confirmed"
+
+
+async def test_a_draft_is_hidden_and_closed_until_published(http, base, tap, admin_headers, create_event, register):
+    draft = await create_event(published=False)
+    assert draft["status"] == "draft"
+    async with http.get(f"{base}/events") as resp:
+        assert await resp.json() == []
+    assert "ikkje opna" in (await register("innovasjonsjam", person(1), status=409))["error"]["message"]
+    assert not tap.of_type("event.published")
+
+    async with http.post(f"{base}/events/innovasjonsjam/publish", headers=admin_headers) as resp:
+        assert resp.status == 200 and (await resp.json())["status"] == "published"
+    await tap.wait_for("event.published")
+    async with http.get(f"{base}/events") as resp:
+        assert [e["slug"] for e in await resp.json()] == ["innovasjonsjam"]
+    assert (await register("innovasjonsjam", person(1)))["status"] == "confirmed"
