@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from pydantic import BaseModel, EmailStr, Field
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from shared.auth import Role
-from shared.http import Api, ApiError
+from shared.http import Api, ApiError, Reply
 from shared.messages import CloudEvent, make_event
-from shared.messages.comments import (CommentDeleted, CommentPublished, CommentRejected, CommentStatus,
-                                      CommentSubmitted, ParentComment)
+from shared.messages.comments import (CommentDeleted, CommentErasureRequested, CommentPublished, CommentRejected,
+                                      CommentStatus, CommentSubmitted, ParentComment)
 from shared.messages.common import Language
 from shared.outbox import Outbox
 from shared.settings import Settings
@@ -47,10 +48,12 @@ class Comments:
     def secret(self) -> str:
         return self.settings.jwt_secret.get_secret_value()
 
-    def publish_soon(self, doc: dict | None) -> None:
+    def publish_soon(self, doc: dict | None, collection: AsyncCollection | None = None) -> None:
         """Publish the document's outbox entries after the response; the relay retries whatever this misses."""
         if doc and doc.get("outbox"):
-            task = asyncio.create_task(self.outbox.try_flush(self.store.comments, doc["_id"], doc["outbox"]))
+            task = asyncio.create_task(
+                self.outbox.try_flush(self.store.comments if collection is None else collection, doc["_id"],
+                                      doc["outbox"]))
             self.publishing.add(task)
             task.add_done_callback(self.publishing.discard)
 
@@ -115,6 +118,13 @@ class Comments:
         self.publish_soon(updated)
         return updated
 
+    async def erase(self, email: str) -> int:
+        """Anonymise a person's comments (name → Anonym, email and IP dropped); texts and threads stay. Running it
+        again changes nothing."""
+        changed = await self.store.erase(email.lower(), domain.anonymised(), domain.ERASED_FIELDS)
+        self.cache.drop()
+        return changed
+
     async def count_reply(self, doc: dict, was: CommentStatus | None, now: CommentStatus) -> None:
         """Keep the top-level comment's count of approved replies (it orders 'most replied')."""
         if doc.get("root_id") is None or (was == CommentStatus.approved) == (now == CommentStatus.approved):
@@ -156,9 +166,10 @@ async def found(ctx: Comments, request: web.Request) -> dict:
     return doc
 
 
-def authorised(ctx: Comments, request: web.Request, doc: dict, purpose: Purpose, token: str | None) -> None:
+def token_subject(ctx: Comments, request: web.Request, purpose: Purpose, token: str | None,
+                  subject: str | None = None) -> str:
     try:
-        domain.verify(ctx.secret, purpose, str(doc["_id"]), token)
+        return domain.verify(ctx.secret, purpose, token, subject)
     except BadToken as exc:
         raise ApiError(403, text("token", language(request))) from exc
 
@@ -285,7 +296,7 @@ async def edit_comment(request: web.Request, body: domain.CommentEdit):
     """Edit your comment within the edit window (header X-Edit-Token)."""
     ctx, lang = request.app[COMMENTS], language(request)
     doc = await found(ctx, request)
-    authorised(ctx, request, doc, Purpose.edit, request.headers.get("X-Edit-Token"))
+    token_subject(ctx, request, Purpose.edit, request.headers.get("X-Edit-Token"), str(doc["_id"]))
     if doc["status"] not in (CommentStatus.pending, CommentStatus.approved):
         raise ApiError(409, text("gone", lang))
     changes = {"body": body.body, "html": domain.render(body.body), "edited_at": datetime.now(UTC),
@@ -312,7 +323,7 @@ async def delete_own_comment(request: web.Request):
     """Delete your comment within the edit window (header X-Edit-Token)."""
     ctx = request.app[COMMENTS]
     doc = await found(ctx, request)
-    authorised(ctx, request, doc, Purpose.edit, request.headers.get("X-Edit-Token"))
+    token_subject(ctx, request, Purpose.edit, request.headers.get("X-Edit-Token"), str(doc["_id"]))
     if doc["status"] != CommentStatus.deleted and await ctx.apply(doc, Action.delete, request, by="author") is None:
         raise ApiError(409, text("gone", language(request)))
 
@@ -336,9 +347,58 @@ async def unsubscribe(request: web.Request, query: TokenQuery):
     """Turn off reply mails for a comment (the signed link in a reply notice)."""
     ctx = request.app[COMMENTS]
     doc = await found(ctx, request)
-    authorised(ctx, request, doc, Purpose.unsubscribe, query.token)
+    token_subject(ctx, request, Purpose.unsubscribe, query.token, str(doc["_id"]))
     await ctx.store.update(doc["_id"], {}, {"notify_replies": False}, [])
     return Message(message=UNSUBSCRIBED[language(request)])
+
+
+# ---- erasure on the author's request -----------------------------------------------------------------------------
+
+
+@api.route("POST", "/erasure/requests", body=domain.ErasureRequest, response=Message, status=202,
+           errors={429: "Too many requests from this address (see Retry-After)"})
+async def request_erasure(request: web.Request, body: domain.ErasureRequest):
+    """Ask for a signed link, mailed to the address, that anonymises its comments (the answer never says whether
+    the address has any)."""
+    ctx = request.app[COMMENTS]
+    await limit(ctx, request, f"erasure:{client_ip(request, ctx.config)}", ctx.config.posts_per_minute,
+                timedelta(minutes=1))
+    if count := await ctx.store.count_by_email(body.email):
+        expires_at = datetime.now(UTC) + domain.ERASE_LINK_TTL
+        token = domain.sign(ctx.secret, Purpose.erase, body.email, domain.ERASE_LINK_TTL)
+        event = make_event(CommentErasureRequested(
+            email=body.email, language=body.language, comment_count=count, expires_at=expires_at,
+            erase_url=f"{ctx.settings.public_base_url}/erasure?token={token}"), source="/moteplass/comments",
+            correlation_id=request.headers.get("X-Request-Id"))
+        ctx.publish_soon(await ctx.store.request_erasure(event), ctx.store.erasure_requests)
+    return Reply(Message(message=text("erasure_requested", body.language)), status=202)
+
+
+class ErasurePreview(BaseModel):
+    comments: int
+    message: str
+
+
+@api.route("GET", "/erasure", query=domain.ErasureToken, response=ErasurePreview, errors={403: "Invalid link"})
+async def preview_erasure(request: web.Request, query: domain.ErasureToken):
+    """What the signed link would anonymise (a GET changes nothing: mail scanners follow links)."""
+    ctx = request.app[COMMENTS]
+    email = token_subject(ctx, request, Purpose.erase, query.token)
+    return ErasurePreview(comments=await ctx.store.count_by_email(email),
+                          message=text("erasure_preview", language(request)))
+
+
+class Erased(BaseModel):
+    anonymised: int
+    message: str
+
+
+@api.route("POST", "/erasure", body=domain.ErasureToken, response=Erased, errors={403: "Invalid link"})
+async def erase(request: web.Request, body: domain.ErasureToken):
+    """Anonymise the comments of the address the signed link was mailed to."""
+    ctx = request.app[COMMENTS]
+    email = token_subject(ctx, request, Purpose.erase, body.token)
+    return Erased(anonymised=await ctx.erase(email), message=text("erased", language(request)))
 
 
 # ---- moderation ------------------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
     app = create_service_app(SERVICE, settings, api=api, setup=setup)
     runtime = app[RUNTIME]
     store = Store(runtime.db)
-    comments = Comments(settings, config, store, Outbox(runtime.bus, [store.comments]), ThreadCache(config.cache_ttl_s))
+    outbox = Outbox(runtime.bus, [store.comments, store.erasure_requests])
+    comments = Comments(settings, config, store, outbox, ThreadCache(config.cache_ttl_s))
     app[COMMENTS] = comments
 
     async def finish_publishing(_: web.Application) -> None:

@@ -46,6 +46,17 @@ TEXT: dict[str, dict[Language, str]] = {
               Language.en: "The link is invalid or has expired."},
     "cursor": {Language.nn: "Ugyldig sidepeikar (cursor).", Language.nb: "Ugyldig sidepeker (cursor).",
                Language.en: "Invalid page cursor."},
+    "erasure_requested": {
+        Language.nn: "Har vi kommentarar frå denne adressa, får du ein e-post med ei lenkje for å anonymisere dei.",
+        Language.nb: "Har vi kommentarer fra denne adressen, får du en e-post med en lenke for å anonymisere dem.",
+        Language.en: "If we hold comments from this address, you will get an email with a link to anonymise them."},
+    "erasure_preview": {
+        Language.nn: "Send lenkja med POST for å anonymisere kommentarane: namnet blir «Anonym», "
+                     "e-post og IP blir sletta.",
+        Language.nb: "Send lenken med POST for å anonymisere kommentarene: navnet blir «Anonym», e-post og IP slettes.",
+        Language.en: "POST the token to anonymise the comments: the name becomes «Anonym», email and IP are deleted."},
+    "erased": {Language.nn: "Kommentarane dine er anonymiserte.", Language.nb: "Kommentarene dine er anonymisert.",
+               Language.en: "Your comments are anonymised."},
     "gone": {Language.nn: "Kommentaren kan ikkje lenger endrast.", Language.nb: "Kommentaren kan ikke lenger endres.",
              Language.en: "The comment can no longer be changed."},
 }
@@ -144,6 +155,17 @@ class ThreadChange(BaseModel):
     closed: bool | None = None
     hidden: bool | None = None
     moderation: Literal["pre", "post"] | None = None
+
+
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    language: Language = Language.nn
+
+
+class ErasureToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str
 
 
 class CountsQuery(BaseModel):
@@ -422,8 +444,12 @@ def after(sort: Sort, cursor: str | None) -> dict:
 
 
 class Purpose(StrEnum):
-    edit = "edit"
-    unsubscribe = "unsubscribe"
+    edit = "edit"  # subject: the comment id
+    unsubscribe = "unsubscribe"  # subject: the comment id
+    erase = "erase"  # subject: the email address
+
+
+ERASE_LINK_TTL = timedelta(hours=24)
 
 
 class BadToken(ValueError):
@@ -438,10 +464,12 @@ def sign(secret: str, purpose: Purpose, subject: str, ttl: timedelta | None = No
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def verify(secret: str, purpose: Purpose, subject: str, token: str | None) -> None:
+def verify(secret: str, purpose: Purpose, token: str | None, subject: str | None = None) -> str:
+    """The token's subject, if the token is ours, unexpired, for this purpose (and this subject, when given)."""
     try:
         claims = jwt.decode(token or "", secret, algorithms=["HS256"])
     except jwt.PyJWTError as exc:
         raise BadToken(str(exc)) from exc
-    if claims.get("purpose") != purpose.value or claims.get("sub") != subject:
+    if claims.get("purpose") != purpose.value or not claims.get("sub") or subject not in (None, claims["sub"]):
         raise BadToken("token for something else")
+    return claims["sub"]

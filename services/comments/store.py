@@ -36,6 +36,8 @@ class Store:
         self.comments = db["comments"]
         self.threads = db["threads"]
         self.limits = db["rate_limits"]
+        # Requests for an erasure link, kept only long enough to publish the message that mails it.
+        self.erasure_requests = db["erasure_requests"]
 
     async def ensure_indexes(self) -> None:
         for sort in (Sort.newest, Sort.most_replied):  # oldest walks the newest index backwards
@@ -52,6 +54,7 @@ class Store:
         await self.comments.create_index([("thread_id", ASCENDING), ("fingerprint", ASCENDING)], unique=True,
                                          partialFilterExpression={"fingerprint": {"$exists": True}})
         await self.limits.create_index("expires_at", expireAfterSeconds=0)
+        await self.erasure_requests.create_index("created_at", expireAfterSeconds=7 * 24 * 3600)
 
     # ---- rate limits: fixed windows shared by every instance ----
 
@@ -148,6 +151,14 @@ class Store:
     async def thread_comments(self, thread_id: str) -> list[dict]:
         cursor = self.comments.find({"thread_id": thread_id}, {"outbox": 0})
         return await cursor.sort(SORT_KEYS[Sort.oldest]).to_list()
+
+    async def count_by_email(self, email: str) -> int:
+        return await self.comments.count_documents({"email": email})
+
+    async def request_erasure(self, event: CloudEvent) -> dict:
+        doc = {"_id": event.id, "created_at": datetime.now(UTC), "outbox": [outbox.entry(event)]}
+        await self.erasure_requests.insert_one(doc)
+        return doc
 
     async def erase(self, email: str, changes: dict, unset: tuple[str, ...]) -> int:
         result = await self.comments.update_many(

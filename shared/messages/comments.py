@@ -6,7 +6,7 @@ recipient's address, in a field marked as personal data."""
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from .common import Language
 from .envelope import Payload, personal
@@ -64,8 +64,20 @@ class CommentRejected(CommentPayload):
 
 class CommentDeleted(Payload):
     event_type = "comment.deleted.v1"
-    summary = "A comment was deleted (by its author, a moderator, or an erasure); a placeholder stays if it has replies."
+    summary = ("A comment was deleted (by its author, a moderator, or an erasure); a placeholder stays if it has "
+               "replies.")
     thread_id: str
     comment_id: str
     by: Literal["author", "moderator", "erasure"]
     placeholder: bool = Field(description="True when the comment stays as 'Kommentaren er sletta' above its replies")
+
+
+class CommentErasureRequested(Payload):
+    event_type = "comment.erasure_requested.v1"
+    summary = ("Someone asked to erase the comments written with an email address: mail that address the signed "
+               "link (only published when the address has comments).")
+    email: personal(EmailStr, "Whom to mail the link: the address whose comments the link erases")
+    language: Language = Language.nn
+    comment_count: int = Field(ge=1)
+    erase_url: personal(str, SECRET_LINK)
+    expires_at: AwareDatetime

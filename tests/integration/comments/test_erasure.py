@@ -43,3 +43,29 @@ async def test_an_erased_person_is_anonymised_once_and_the_thread_keeps_its_shap
     [shown] = (await get(http, base, URL))["comments"]
     assert (shown["id"], shown["author_name"]) == (top, "Anonym")
     assert [(r["id"], r["author_name"]) for r in shown["replies"]] == [(reply, "Ola")]
+
+
+async def test_an_author_anonymises_their_comments_with_a_mailed_signed_link(base, http, settings, tap,
+                                                                            moderator_headers):
+    top = await published(http, base, moderator_headers)
+    answers = []
+    for email in ("ingen@example.no", "KARI@example.no"):  # the answer does not tell whether there are comments
+        async with http.post(f"{base}/erasure/requests", json={"email": email, "language": "nb"}) as resp:
+            answers.append((resp.status, await resp.json()))
+    assert answers[0] == answers[1] and answers[0][0] == 202
+    [requested] = await tap.wait_for("comment.erasure_requested.v1")
+    assert [e["data"]["email"] for e in tap.events if "erasure" in e["type"]] == ["kari@example.no"]
+    data = requested["data"]
+    assert (data["comment_count"], data["language"]) == (1, "nb")
+    token = data["erase_url"].split("token=")[1]
+
+    async with http.get(f"{base}/erasure", params={"token": token}) as resp:
+        assert (await resp.json())["comments"] == 1  # looking changes nothing
+    assert (await get(http, base, URL))["comments"][0]["author_name"] == "Kari Nordmann"
+    async with http.post(f"{base}/erasure", json={"token": token + "x"}) as resp:
+        assert resp.status == 403
+    async with http.post(f"{base}/erasure", json={"token": token}) as resp:
+        assert (await resp.json())["anonymised"] == 1
+    [shown] = (await get(http, base, URL))["comments"]
+    assert (shown["id"], shown["author_name"]) == (top, "Anonym")
+    assert await stored(settings, email="kari@example.no") == []

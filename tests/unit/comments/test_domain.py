@@ -145,7 +145,8 @@ def test_replies_deeper_than_allowed_attach_to_the_deepest_allowed_parent():
 
 def _doc(parent=None, status=CommentStatus.approved, **fields):
     created_at = datetime.now(UTC)
-    return {**domain.identity(created_at), "parent_id": str(parent["_id"]) if parent else None, "author_name": "Ola", "html": "<p>x</p>",
+    return {**domain.identity(created_at), "parent_id": str(parent["_id"]) if parent else None,
+            "author_name": "Ola", "html": "<p>x</p>",
             "created_at": created_at, "status": status, "reply_count": 0, **fields}
 
 
@@ -204,16 +205,16 @@ SECRET = "unit-test-secret-that-is-long-enough"
 def test_edit_token_is_bound_to_comment_and_purpose_and_expires():
     now = datetime.now(UTC)
     token = domain.sign(SECRET, Purpose.edit, "c1", timedelta(minutes=15), now)
-    domain.verify(SECRET, Purpose.edit, "c1", token)
+    assert domain.verify(SECRET, Purpose.edit, token, "c1") == domain.verify(SECRET, Purpose.edit, token) == "c1"
     for purpose, subject, secret in [(Purpose.unsubscribe, "c1", SECRET), (Purpose.edit, "c2", SECRET),
                                      (Purpose.edit, "c1", SECRET + "x")]:
         with pytest.raises(BadToken):
-            domain.verify(secret, purpose, subject, token)
+            domain.verify(secret, purpose, token, subject)
     expired = domain.sign(SECRET, Purpose.edit, "c1", timedelta(minutes=15), now - timedelta(minutes=16))
     with pytest.raises(BadToken):
-        domain.verify(SECRET, Purpose.edit, "c1", expired)
+        domain.verify(SECRET, Purpose.edit, expired, "c1")
     with pytest.raises(BadToken):
-        domain.verify(SECRET, Purpose.edit, "c1", None)
+        domain.verify(SECRET, Purpose.edit, None, "c1")
 
 
 @pytest.mark.parametrize("header,expected", [
