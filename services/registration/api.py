@@ -92,7 +92,8 @@ class EventIn(Input):
     guests_per_municipality: int = Field(1, ge=0, le=100, strict=True)
     require_email_confirmation: bool = False
     questions: list[Question] = Field(default_factory=list, max_length=30)
-    retention_days: int = Field(30, ge=0, le=3650, strict=True, description="Personal data is purged this many days after the end")
+    retention_days: int = Field(30, ge=0, le=3650, strict=True,
+                                description="Personal data is purged this many days after the end")
     published: bool = Field(True, description="False keeps it a draft until POST /events/{slug}/publish")
 
 
@@ -199,7 +200,8 @@ class RegistrationFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status | None = None
     organisation_type: OrganisationType | None = None
-    municipality: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] | None = Field(None, description="Kommunenummer")
+    municipality: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] | None = Field(
+        None, description="Kommunenummer")
     cursor: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
         None, description="next_cursor of the previous page")
     limit: int = Field(50, ge=1, le=500)

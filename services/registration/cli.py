@@ -57,7 +57,8 @@ def _person(name: str, email: str, municipality: tuple[str, str] | None = None, 
         municipality={"number": municipality[0], "name": municipality[1]} if municipality else None)
 
 
-BAERUM, ASKER, SARPSBORG, FREDRIKSTAD = ("3201", "Bærum"), ("3203", "Asker"), ("3105", "Sarpsborg"), ("3107", "Fredrikstad")
+BAERUM, ASKER = ("3201", "Bærum"), ("3203", "Asker")
+SARPSBORG, FREDRIKSTAD = ("3105", "Sarpsborg"), ("3107", "Fredrikstad")
 
 SEED_REGISTRATIONS = {
     "innovasjonsjam-baerum": [

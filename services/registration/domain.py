@@ -110,7 +110,8 @@ def registrations_csv(event: dict, registrations: list[dict]) -> str:
         answers = r.get("answers") or {}
         _, position = placement(event, r["_id"]) or (None, None)
         writer.writerow([_cell(v) for v in [
-            r.get("name", ""), r["email"], r.get("phone") or "", r.get("organisation", ""), r.get("organisation_type", ""),
+            r.get("name", ""), r["email"], r.get("phone") or "", r.get("organisation", ""),
+            r.get("organisation_type", ""),
             municipality.get("number", ""), municipality.get("name", ""), r["status"], position or "",
             local_time(r["created_at"], event["timezone"]),
             *[_answer_text(answers.get(q["id"], "")) for q in questions]]])
@@ -188,7 +189,8 @@ def schedule_problems(starts_at: datetime, ends_at: datetime, opens: datetime | 
     if ends_at <= starts_at:
         problems.append({"field": "ends_at", "message": "Slutten må vere etter starten."})
     if closes and closes > starts_at:
-        problems.append({"field": "registration_closes_at", "message": "Påmeldinga må stengje før møteplassen startar."})
+        problems.append({"field": "registration_closes_at",
+                         "message": "Påmeldinga må stengje før møteplassen startar."})
     if opens and closes and closes <= opens:
         problems.append({"field": "registration_closes_at", "message": "Påmeldinga må stengje etter at ho opnar."})
     return problems
@@ -226,7 +228,8 @@ def check_can_invite(registration: dict, event: dict, guest_email: str) -> None:
     if event.get("guests_per_municipality", 0) < 1:
         raise Refused("Denne møteplassen tek ikkje imot gjester.")
     if guest_email == registration["email"]:
-        raise Refused("Gjesten må vere ein annan enn deg.", 422, [{"field": "email", "message": "Skriv e-postadressa til gjesten."}])
+        raise Refused("Gjesten må vere ein annan enn deg.", 422,
+                      [{"field": "email", "message": "Skriv e-postadressa til gjesten."}])
 
 
 def check_guest(invite: dict | None, slug: str, email: str, municipality: dict | None) -> None:
@@ -259,9 +262,10 @@ def cancel_reason(status: str) -> str:
     return "left_waiting_list" if status == Status.waitlisted else "participant"
 
 
-def next_in_line(event: dict) -> str | None:
-    """Who is promoted now: the first on the waiting list, if a seat is free (and the event still on)."""
-    if event["status"] == EventStatus.cancelled or not event["waitlist"] or seats_left(event) == 0:
+def next_in_line(event: dict, now: datetime) -> str | None:
+    """Who is promoted now: the first on the waiting list, if a seat is free and the event is still to come."""
+    if (event["status"] == EventStatus.cancelled or now >= event["starts_at"] or not event["waitlist"]
+            or seats_left(event) == 0):
         return None
     return event["waitlist"][0]
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from shared import logs
 from shared.messages import CloudEvent, make_event
 from shared.messages.registration import (
-    EventCancelled, EventPublished, EventUpdated, GuestInvited, RegistrationCancelled, RegistrationCheckedIn, RegistrationConfirmed,
-    RegistrationErased, RegistrationPayload, RegistrationPending, RegistrationPromoted, RegistrationWaitlisted,
+    EventCancelled, EventPublished, EventUpdated, GuestInvited, RegistrationCancelled, RegistrationCheckedIn,
+    RegistrationConfirmed, RegistrationErased, RegistrationPayload, RegistrationPending, RegistrationPromoted,
+    RegistrationWaitlisted,
 )
 from shared.outbox import Outbox, entry
 from shared.settings import Settings
@@ -142,8 +143,9 @@ class Registrations:
     async def _register(self, event: dict, body: RegistrationIn, rid: str, at: datetime, invite: dict | None) -> dict:
         slug = event["_id"]
         registration = {
-            "_id": rid, "event_slug": slug, "guest_of": invite and invite["inviter_id"], "status": Status.allocating.value,
-            "email": domain.normalise_email(body.email), "name": body.name, "phone": body.phone,
+            "_id": rid, "event_slug": slug, "guest_of": invite and invite["inviter_id"],
+            "status": Status.allocating.value, "email": domain.normalise_email(body.email), "name": body.name,
+            "phone": body.phone,
             "organisation": body.organisation, "organisation_type": body.organisation_type.value,
             "municipality": body.municipality and body.municipality.model_dump(), "language": body.language.value,
             "answers": body.answers, "consent": {"at": at, "privacy_version": body.privacy_version},
@@ -211,7 +213,8 @@ class Registrations:
             **fields)
 
     async def _transition(self, event: dict, registration: dict, expected: tuple[Status, ...],
-                          message: type[RegistrationPayload], changes: dict, link: bool = True, **fields) -> dict | None:
+                          message: type[RegistrationPayload], changes: dict, link: bool = True,
+                          **fields) -> dict | None:
         """Change a registration and record the message saying so, with a fresh personal link, in one write."""
         token = domain.new_token() if link else None
         payload = self._payload(message, event, registration, token, status=changes["status"], **fields)
@@ -371,7 +374,7 @@ class Registrations:
     async def promote_waiting(self, event: dict) -> None:
         """Give every free seat to the first in line, at once; safe with other instances doing the same."""
         slug = event["_id"]
-        while (first := domain.next_in_line(event)) is not None:
+        while (first := domain.next_in_line(event, now())) is not None:
             moved = await self.store.promote(slug, first)
             if moved is None:  # another instance changed the list first: look again
                 event = await self.event(slug)

@@ -11,8 +11,8 @@ from shared.http import Api, ApiError
 
 from . import domain
 from .api import (
-    AnswersIn, EventIn, GuestInviteIn, GuestInviteOut, EventOut, EventUpdate, RegistrationFilter, RegistrationIn, RegistrationOut, RegistrationPage,
-    TokenQuery,
+    AnswersIn, EventIn, EventOut, EventUpdate, GuestInviteIn, GuestInviteOut, RegistrationFilter, RegistrationIn,
+    RegistrationOut, RegistrationPage, TokenQuery,
 )
 from .config import RegistrationConfig
 from .domain import Refused

@@ -40,8 +40,10 @@ class BusTap:
                        ) -> list[dict]:
         """The messages of a kind (about one registration, if given), once there are at least `count`."""
         deadline = time.monotonic() + timeout_s
-        while len(found := [m for m in self.of_type(kind) if registration_id in (None, m["data"].get("registration_id"))]
-                  ) < count:
+        def matching() -> list[dict]:
+            return [m for m in self.of_type(kind) if registration_id in (None, m["data"].get("registration_id"))]
+
+        while len(found := matching()) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} {kind} message(s), got {len(found)}")
             await asyncio.sleep(0.02)

@@ -90,7 +90,8 @@ async def test_own_data_download_answers_change_and_erasure_on_request(settings,
     waiting = await register("innovasjonsjam", person(2))
     path, token = await manage_link(tap, me["id"], "registration.confirmed")
 
-    async with http.patch(f"{base}{path}", params={"token": token}, json={"answers": {"tema": "Tenestedesign"}}) as resp:
+    changed = {"answers": {"tema": "Tenestedesign"}}
+    async with http.patch(f"{base}{path}", params={"token": token}, json=changed) as resp:
         assert resp.status == 200 and (await resp.json())["answers"] == {"tema": "Tenestedesign"}
     async with http.patch(f"{base}{path}", params={"token": token}, json={"answers": {"nei": "x"}}) as resp:
         assert resp.status == 422

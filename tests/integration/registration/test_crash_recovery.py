@@ -2,7 +2,6 @@
 publishes what was recorded. "Dying" is simulated by making the first instance's next step fail and silencing
 its relay, so only the second instance can recover."""
 
-from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from services.registration.handlers import REGISTRATIONS

@@ -79,7 +79,8 @@ async def test_creating_an_event_needs_an_admin_token(settings, http, base, mode
         assert resp.headers["WWW-Authenticate"] == "Bearer"
     async with http.post(f"{base}/events", json=event_body(), headers=moderator_headers) as resp:
         assert resp.status == 403
-    forged = issue_token(settings.model_copy(update={"jwt_secret": SecretStr("another-secret-another-secret-32")}), Role.admin)
+    other_secret = settings.model_copy(update={"jwt_secret": SecretStr("another-secret-another-secret-32")})
+    forged = issue_token(other_secret, Role.admin)
     async with http.post(f"{base}/events", json=event_body(), headers={"Authorization": f"Bearer {forged}"}) as resp:
         assert resp.status == 401
     async with http.get(f"{base}/events") as resp:

@@ -9,7 +9,8 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def event(**changes) -> dict:
-    return {"_id": "jam", "title": "Jam", "starts_at": NOW + timedelta(days=7), "ends_at": NOW + timedelta(days=7, hours=6),
+    return {"_id": "jam", "title": "Jam", "starts_at": NOW + timedelta(days=7),
+            "ends_at": NOW + timedelta(days=7, hours=6),
             "venue": "Bærum", "timezone": "Europe/Oslo", "language": "nn", "capacity": 2, "seats": [], "waitlist": [],
             "registration_opens_at": None, "registration_closes_at": None, "status": "published", **changes}
 
@@ -64,10 +65,12 @@ def test_placement_seats_and_waiting_list_positions():
     assert domain.seats_left(event(capacity=1, seats=["a", "b"])) == 0  # capacity lowered below the seats held
 
 
-def test_the_first_in_line_is_promoted_only_when_a_seat_is_free():
-    assert domain.next_in_line(event(seats=["a", "b"], waitlist=["c", "d"])) is None
-    assert domain.next_in_line(event(seats=["a"], waitlist=["c", "d"])) == "c"
-    assert domain.next_in_line(event(seats=["a"])) is None
+def test_the_first_in_line_is_promoted_only_when_a_seat_is_free_before_the_start():
+    assert domain.next_in_line(event(seats=["a", "b"], waitlist=["c", "d"]), NOW) is None
+    assert domain.next_in_line(event(seats=["a"], waitlist=["c", "d"]), NOW) == "c"
+    assert domain.next_in_line(event(seats=["a"]), NOW) is None
+    assert domain.next_in_line(event(seats=["a"], waitlist=["c"], status="cancelled"), NOW) is None
+    assert domain.next_in_line(event(seats=["a"], waitlist=["c"]), NOW + timedelta(days=8)) is None
 
 
 def test_cancel_reason_says_whether_a_place_on_the_list_was_left():
