@@ -13,7 +13,8 @@ from shared.settings import Settings, get_settings
 
 from .config import RegistrationConfig
 from .flows import Registrations
-from .handlers import CONFIG, REGISTRATIONS, api
+from .domain import RateWindow
+from .handlers import CONFIG, RATE_WINDOW, REGISTRATIONS, api
 from .idempotency import KEEP as IDEMPOTENCY_KEEP
 from .idempotency import STORE as IDEMPOTENCY_STORE
 from .idempotency import idempotency
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, config: RegistrationConfig | No
     app = create_service_app(SERVICE, settings or get_settings(), api=api,
                              setup=lambda app, runtime: setup(app, runtime, config))
     app[CONFIG] = config
+    app[RATE_WINDOW] = RateWindow()
     app.middlewares.append(idempotency)  # inside the shared request context: its errors become JSON
     return app
 

@@ -12,8 +12,8 @@ class RegistrationConfig(BaseSettings):
     reconcile_grace_s: float = Field(default=10.0, ge=0)
     # How often to look for møteplassar whose retention is over (their personal data is then erased).
     purge_interval_s: float = Field(default=3600.0, gt=0)
-    # Public POSTs (registering, confirming, inviting) per client IP per minute, shared by all instances. Generous:
-    # a whole town hall registers from behind one NAT address.
+    # Public POSTs (registering, confirming, inviting) per client IP per minute and instance. Generous: a whole
+    # town hall registers from behind one NAT address.
     posts_per_minute: int = Field(default=600, ge=1)
     # Behind a reverse proxy the client IP is the first X-Forwarded-For entry; only trust it behind one.
     trust_forwarded_for: bool = False

@@ -47,7 +47,6 @@ class Store:
         self.registrations = db["registrations"]
         self.invites = db["guest_invites"]
         self.requests = db["idempotent_requests"]
-        self.rate_windows = db["rate_windows"]
 
     async def ensure_indexes(self) -> None:
         # One registration per email and møteplass: the store refuses the second, however many instances run.
@@ -55,7 +54,6 @@ class Store:
         await self.registrations.create_index([("status", 1), ("updated_ts", 1)])
         await self.invites.create_index("code_hash", unique=True)
         await self.requests.create_index("expires.at", expireAfterSeconds=0)
-        await self.rate_windows.create_index("expires.at", expireAfterSeconds=0)
 
     # Events
 
@@ -264,14 +262,3 @@ class Store:
 
     async def abandon_request(self, record_id: str) -> None:
         await self.requests.delete_one({"_id": record_id, "state": "in_flight"})
-
-    # Rate limits: fixed windows shared by every instance
-
-    async def hit(self, key: str, window_s: int, now: datetime) -> tuple[int, float]:
-        """Count a hit in the current window; returns the count so far and the seconds left in the window."""
-        index, into = divmod(now.timestamp(), window_s)
-        doc = await self.rate_windows.find_one_and_update(
-            {"_id": f"{key}/{int(index)}"},
-            {"$inc": {"hits": 1}, "$set": {"expires": {"at": now + timedelta(seconds=window_s * 2)}}},
-            upsert=True, return_document=AFTER)
-        return doc["hits"], window_s - into

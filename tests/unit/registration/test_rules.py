@@ -129,3 +129,12 @@ def test_own_data_holds_everything_personal_but_no_secrets():
                            {"_id": "jam", "title": "Jam"})
     assert data["name"] == "Kari" and data["phone"] == "123" and data["event"] == {"slug": "jam", "title": "Jam"}
     assert "token_hashes" not in data
+
+
+def test_rate_window_counts_per_key_and_starts_afresh_each_window():
+    window = domain.RateWindow(60)
+    start = datetime(2026, 11, 27, 12, 0, 10, tzinfo=UTC)
+    assert window.hit("10.0.0.1", start) == (1, 50)
+    assert window.hit("10.0.0.1", start + timedelta(seconds=20))[0] == 2
+    assert window.hit("10.0.0.2", start)[0] == 1
+    assert window.hit("10.0.0.1", start + timedelta(seconds=55)) == (1, 55)  # 12:01:05, a new window
