@@ -58,7 +58,7 @@ class Tap:
 
 
 @pytest.fixture
-async def tap(settings, base):
+async def tap(settings):
     connection = await aio_pika.connect(settings.amqp_url)
     channel = await connection.channel()
     exchange = await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True)

@@ -96,6 +96,8 @@ async def test_the_same_text_twice_in_a_thread_is_refused(base, http):
     assert (await post(http, base, comment(body="Heilt lik tekst")))[0] == 201
     status, body, _ = await post(http, base, comment(body="  heilt LIK tekst "), ip="10.0.0.2")
     assert status == 409 and body["error"]["message"] == "Du har alt skrive akkurat denne kommentaren her."
+    status, body, _ = await post(http, base, comment(body="Heilt lik tekst"), **{"Accept-Language": "en-GB,en"})
+    assert status == 409 and body["error"]["message"] == "This exact comment was already posted here."
     other = "/threads/anna-side/comments"
     assert (await post(http, base, comment(body="Heilt lik tekst"), thread_url=other))[0] == 201
 
@@ -278,3 +280,16 @@ async def test_export_and_import_a_thread(base, http, moderator_headers):
         assert resp.status == 422
     async with http.get(f"{base}{thread}/export") as resp:
         assert resp.status == 401
+
+
+async def test_the_moderation_queue_pages_oldest_first(base, http, moderator_headers):
+    ids = [(await post(http, base, comment(body=f"Kø {n}")))[1]["id"] for n in range(5)]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        async with http.get(f"{base}/moderation/comments", params=params, headers=moderator_headers) as resp:
+            page = await resp.json()
+        seen += [c["id"] for c in page["comments"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == ids

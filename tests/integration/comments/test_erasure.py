@@ -1,9 +1,13 @@
-"""registration.erased anonymises a person's comments: name → Anonym, email and IP gone, threads intact."""
+"""No person's data or event is lost or kept too long: erasure (by registration or a signed link), the outbox."""
 
 import asyncio
+from datetime import UTC, datetime
 
+from services.comments import domain
+from services.comments.store import Store
 from shared.bus import Bus
 from shared.messages import make_event
+from shared.messages.comments import CommentDeleted, CommentStatus
 from shared.messages.registration import RegistrationErased
 from shared.mongo import connect
 from tests.integration.comments.conftest import comment
@@ -69,3 +73,19 @@ async def test_an_author_anonymises_their_comments_with_a_mailed_signed_link(bas
     [shown] = (await get(http, base, URL))["comments"]
     assert (shown["id"], shown["author_name"]) == (top, "Anonym")
     assert await stored(settings, email="kari@example.no") == []
+
+
+async def test_an_event_stored_but_never_published_goes_out_at_start_up(start_comments, config, settings, tap):
+    """As after a crash between the write and the publish: the start-up sweep of the outbox sends it."""
+    client = connect(settings)
+    store = Store(client[settings.db_name("comments")])
+    doc = domain.comment_doc("t", domain.NewComment(author_name="Kari", email="kari@example.no", body="Hei"),
+                             parent=None, max_depth=2, status=CommentStatus.pending, ip=None, now=datetime.now(UTC))
+    event = make_event(CommentDeleted(thread_id="t", comment_id=str(doc["_id"]), by="author", placeholder=False),
+                       source="/test")
+    await store.insert(doc, [event])
+    await client.close()
+    await start_comments(config)
+    [sent] = await tap.wait_for("comment.deleted.v1")
+    assert sent["id"] == event.id
+    assert (await stored(settings, _id=doc["_id"]))[0]["outbox"] == []
