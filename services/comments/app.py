@@ -10,10 +10,11 @@ from shared.outbox import Outbox
 from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
-from .api import COMMENTS, Comments, api
+from .api import COMMENTS, api
 from .cache import ThreadCache
 from .config import CommentsConfig
 from .consumers import erasure_handler
+from .service import Comments
 from .store import Store
 
 SERVICE = "comments"

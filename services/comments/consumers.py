@@ -6,7 +6,7 @@ from shared.bus import Handler
 from shared.messages import CloudEvent
 from shared.messages.registration import RegistrationErased
 
-from .api import Comments
+from .service import Comments
 
 log = logging.getLogger(__name__)
 
