@@ -43,7 +43,7 @@ async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
     outbox = Outbox(runtime.bus, [store.events, store.registrations, store.invites])
     await outbox.ensure_indexes()
     return Registrations(store, outbox, runtime.settings, runtime.bus.source,
-                         timedelta(hours=config.confirmation_valid_hours))
+                         timedelta(hours=config.confirmation_valid_hours), timedelta(seconds=config.orphan_after_s))
 
 
 async def setup(app: web.Application, runtime: Runtime, config: RegistrationConfig) -> None:

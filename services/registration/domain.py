@@ -7,7 +7,7 @@ import io
 import secrets
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -76,6 +76,11 @@ PERSONAL_FIELDS = ("name", "phone", "organisation", "municipality", "answers", "
 def new_registration_id() -> str:
     # Time first, so that ids sort in arrival order (cursor paging); the random part keeps them unguessable.
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def created_at(registration_id: str) -> datetime:
+    """When a registration id was made (its time part, see new_registration_id)."""
+    return datetime.fromtimestamp(int(registration_id[:12], 16) / 1000, UTC)
 
 
 def erased_email(registration_id: str) -> str:

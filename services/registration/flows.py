@@ -30,9 +30,9 @@ def now() -> datetime:
 
 class Registrations:
     def __init__(self, store: Store, outbox: Outbox, settings: Settings, source: str,
-                 confirmation_valid: timedelta):
+                 confirmation_valid: timedelta, orphan_after: timedelta):
         self.store, self.outbox, self.settings, self.source = store, outbox, settings, source
-        self.confirmation_valid = confirmation_valid
+        self.confirmation_valid, self.orphan_after = confirmation_valid, orphan_after
 
     def _entry(self, payload, subject: str) -> dict:
         event: CloudEvent = make_event(payload, source=self.source, subject=subject,
@@ -151,24 +151,31 @@ class Registrations:
             "answers": body.answers, "consent": {"at": at, "privacy_version": body.privacy_version},
             "token_hashes": [], "created_at": at,
         }
-        entries = []
+        token = domain.new_token()
+        registration["token_hashes"] = [domain.hash_token(token)]
         if event["require_email_confirmation"]:
             # Double opt-in: nothing is held until the address has proved itself through the link.
-            token = domain.new_token()
-            registration.update(status=Status.pending_confirmation.value, expires_at=at + self.confirmation_valid,
-                                token_hashes=[domain.hash_token(token)])
-            entries = [self._entry(self._payload(
+            registration.update(status=Status.pending_confirmation.value, expires_at=at + self.confirmation_valid)
+            message = self._payload(
                 RegistrationPending, event, registration, token,
-                confirm_url=domain.manage_url(self.settings.public_base_url, registration["_id"], token, "/confirm"),
-                expires_at=registration["expires_at"]), registration["_id"])]
+                confirm_url=domain.manage_url(self.settings.public_base_url, rid, token, "/confirm"),
+                expires_at=registration["expires_at"])
+        else:
+            # The place first, then the registration with its message in one insert: two writes. A crash between
+            # them leaves a place without a registration, which the reconciler gives back (orphan).
+            status, position = await self._place(event, rid)
+            registration.update(status=status.value, position=position)
+            message = self._payload(RegistrationConfirmed if status is Status.confirmed else RegistrationWaitlisted,
+                                    event, registration, token, **({"position": position} if position else {}))
+        entries = [self._entry(message, rid)]
         try:
             await self.store.insert_registration(registration, entries)
         except Duplicate:
+            if registration["status"] != Status.pending_confirmation:
+                await self.promote_waiting(await self.store.release(slug, rid))
             raise Refused("Denne e-postadressa er alt påmeld til møteplassen.") from None
-        if entries:
-            await self.outbox.try_flush(self.store.registrations, registration["_id"], entries)
-            return registration
-        return await self._allocate(event, registration)
+        await self.outbox.try_flush(self.store.registrations, rid, entries)
+        return registration
 
     async def confirm(self, rid: str, token: str) -> dict:
         """The link in the double opt-in email: take a seat (or a waiting-list place) now, in confirmation order."""
@@ -182,24 +189,32 @@ class Registrations:
             raise Refused("Lenkja har gått ut. Meld deg på på nytt.", 410)
         return await self._allocate(event, allocating)
 
-    async def _allocate(self, event: dict, registration: dict) -> dict:
-        """Give an `allocating` registration a seat, or else a place on the waiting list; safe to repeat."""
-        slug, rid = event["_id"], registration["_id"]
+    async def _place(self, event: dict, rid: str) -> tuple[Status, int | None]:
+        """A seat if one is free, else a place on the waiting list; safe to repeat. Refused when full and the
+        event has no waiting list."""
+        slug = event["_id"]
         placed = await self.store.take_seat(slug, rid)
         if placed is None and event["waitlist_enabled"]:
             placed = await self.store.join_waitlist(slug, rid)
         placed = placed or await self.store.event(slug)  # placed (or not) by an earlier, interrupted attempt
-        match domain.placement(placed, rid):
-            case (Status.confirmed, _):
-                settled = await self._transition(event, registration, (Status.allocating,), RegistrationConfirmed,
-                                                 {"status": Status.confirmed.value})
-            case (Status.waitlisted, position):
-                settled = await self._transition(event, registration, (Status.allocating,), RegistrationWaitlisted,
-                                                 {"status": Status.waitlisted.value, "position": position},
-                                                 position=position)
-            case None:  # full, and no waiting list: nothing may stay behind
-                await self.store.delete_registration(rid, Status.allocating)
-                raise Refused("Møteplassen er full.")
+        if (where := domain.placement(placed, rid)) is None:
+            raise Refused("Møteplassen er full.")
+        return where
+
+    async def _allocate(self, event: dict, registration: dict) -> dict:
+        """Give an `allocating` registration (an email just confirmed) its place; safe to repeat."""
+        rid = registration["_id"]
+        try:
+            status, position = await self._place(event, rid)
+        except Refused:
+            await self.store.delete_registration(rid, Status.allocating)  # nothing may stay behind
+            raise
+        if status is Status.confirmed:
+            settled = await self._transition(event, registration, (Status.allocating,), RegistrationConfirmed,
+                                             {"status": status.value})
+        else:
+            settled = await self._transition(event, registration, (Status.allocating,), RegistrationWaitlisted,
+                                             {"status": status.value, "position": position}, position=position)
         # None: a promotion or the reconciler settled it first; report what it is now.
         return settled or await self.store.registration(rid)
 
@@ -406,6 +421,10 @@ class Registrations:
             await self._finish_erase(registration)
         for slug in await self.store.upcoming_slugs(now()):
             event = await self.event(slug)
-            for registration in await self.store.waitlisted_among(event["seats"]):
-                await self._settle_promotion(event, registration["_id"])
+            statuses = await self.store.statuses(event["seats"] + event["waitlist"])
+            for rid in event["seats"] + event["waitlist"]:
+                if rid not in statuses and domain.created_at(rid) <= now() - self.orphan_after:
+                    event = await self.store.release(slug, rid)  # its request died before storing it
+                elif statuses.get(rid) == Status.waitlisted and rid in event["seats"]:
+                    await self._settle_promotion(event, rid)  # a promotion cut short
             await self.promote_waiting(event)

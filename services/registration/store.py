@@ -233,10 +233,10 @@ class Store:
         async for doc in cursor:
             yield doc
 
-    async def waitlisted_among(self, rids: list[str]) -> list[dict]:
-        """Of these seat holders, those whose registration does not know it yet (a promotion cut short)."""
-        return await self.registrations.find(
-            {"_id": {"$in": rids}, "status": Status.waitlisted.value}, NO_OUTBOX).to_list()
+    async def statuses(self, rids: list[str]) -> dict[str, str]:
+        """The status of each of these registrations that exists."""
+        docs = await self.registrations.find({"_id": {"$in": rids}}, {"status": 1}).to_list()
+        return {doc["_id"]: doc["status"] for doc in docs}
 
     # Idempotency-Key records (the date sits in a sub-document so that the TTL index can use it on nx-27017 too)
 

@@ -2,6 +2,9 @@
 publishes what was recorded. "Dying" is simulated by making the first instance's next step fail and silencing
 its relay, so only the second instance can recover."""
 
+import asyncio
+import time
+
 from pymongo import AsyncMongoClient
 
 from services.registration.handlers import REGISTRATIONS
@@ -64,26 +67,49 @@ async def test_crash_between_store_write_and_publish_is_published_by_the_relay(s
     assert (await registration_doc(settings, created["id"]))["outbox"] == []
 
 
-async def test_crash_after_taking_a_seat_is_finished_by_the_next_instance(settings, start_service, tap, http,
-                                                                          admin_headers):
+async def test_crash_after_taking_a_seat_gives_the_seat_back(settings, start_service, tap, http, admin_headers):
     base, flows = await start_doomed(start_service, settings)
     assert (await post(http, f"{base}/events", event_body(capacity=1), admin_headers))[0] == 201
-    real_transition = flows.store.transition
-    flows.store.transition = crash  # the seat is taken, the registration never learns it
+    flows.store.insert_registration = crash  # the seat is taken, the registration never stored
     status, _ = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1))
     assert status == 500
-    flows.store.transition = real_transition
     async with http.get(f"{base}/events/innovasjonsjam") as resp:
         assert (await resp.json())["seats_left"] == 0
 
+    second = await start_service(registration_app(orphan_after_s=0.3), "registration", port=free_port())
+    deadline = time.monotonic() + 10
+    while True:
+        async with http.get(f"{second}/events/innovasjonsjam") as resp:
+            if (await resp.json())["seats_left"] == 1:
+                break
+        assert time.monotonic() < deadline, "the orphaned seat was not given back"
+        await asyncio.sleep(0.05)
+    status, retried = await post(http, f"{second}/events/innovasjonsjam/registrations", person(1))
+    assert (status, retried["status"]) == (201, "confirmed")
+    assert len(await tap.wait_for("registration.confirmed")) == 1
+
+
+async def test_crash_while_confirming_an_email_is_finished_by_the_next_instance(settings, start_service, tap, http,
+                                                                              admin_headers):
+    base, flows = await start_doomed(start_service, settings)
+    body = event_body(capacity=1, require_email_confirmation=True)
+    assert (await post(http, f"{base}/events", body, admin_headers))[0] == 201
+    _, pending = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1))
+    [message] = await tap.wait_for("registration.pending", registration_id=pending["id"])
+    flows.store.transition = crash  # the seat is taken, the registration never learns it
+    async with http.post(message["data"]["confirm_url"]) as resp:
+        assert resp.status == 500
+
     second = await start_service(registration_app(), "registration", port=free_port())
-    [message] = await tap.wait_for("registration.confirmed")
-    path, token = await manage_link(tap, message["data"]["registration_id"], "registration.confirmed")
+    path, token = await manage_link(tap, pending["id"], "registration.confirmed")
     async with http.get(f"{second}{path}", params={"token": token}) as resp:
         assert (await resp.json())["status"] == "confirmed"
-    # Finished, not repeated: the seat is still taken once, and the next person waits.
+    # Finished, not repeated: the seat is taken once, and the next person waits.
     status, late = await post(http, f"{second}/events/innovasjonsjam/registrations", person(2))
-    assert (status, late["status"], late["position"]) == (201, "waitlisted", 1)
+    assert status == 201
+    [waiting] = await tap.wait_for("registration.pending", registration_id=late["id"])
+    async with http.post(waiting["data"]["confirm_url"].replace(base, second)) as resp:
+        assert (await resp.json())["position"] == 1
 
 
 async def test_crash_while_cancelling_is_finished_and_the_seat_passed_on(settings, start_service, tap, http,
