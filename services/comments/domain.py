@@ -9,6 +9,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import jwt
@@ -66,6 +67,7 @@ def text(key: str, language: Language = Language.nn) -> str:
     return TEXT[key][language]
 
 
+@lru_cache(maxsize=1024)  # on every request, and browsers send few distinct headers
 def language_of(accept_language: str | None) -> Language:
     """The first of nn/nb/en named in an Accept-Language header; nn when none is."""
     for part in (accept_language or "").split(","):
