@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses
+from functools import cached_property
 
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -30,12 +31,14 @@ class StoredMessage:
         part = self.parsed.get_body(preferencelist=(subtype,))
         return part.get_content() if part is not None and part.get_content_type() == f"text/{subtype}" else ""
 
+    @cached_property
     def attachments(self) -> list[dict]:
         return [{"PartID": str(i), "FileName": part.get_filename() or "", "ContentType": part.get_content_type(),
                  "Size": len(part.get_payload(decode=True) or b"")}
                 for i, part in enumerate(self.parts, 1)
                 if part.get_filename() or part.get_content_type() not in ("text/plain", "text/html")]
 
+    @cached_property
     def summary(self) -> dict:
         msg = self.parsed
         to = _addresses(msg.get("To")) or [{"Name": "", "Address": a} for a in self.envelope_to]
@@ -44,12 +47,14 @@ class StoredMessage:
                 "From": (_addresses(msg.get("From")) or [{}])[0], "To": to, "Cc": _addresses(msg.get("Cc")),
                 "Bcc": [], "ReplyTo": _addresses(msg.get("Reply-To")), "Subject": str(msg.get("Subject", "")),
                 "Created": self.created.isoformat(), "Tags": [], "Size": len(self.raw),
-                "Attachments": len(self.attachments()), "Snippet": " ".join(text.split())[:250]}
+                "Attachments": len(self.attachments), "Snippet": " ".join(text.split())[:250]}
 
+    @cached_property
     def detail(self) -> dict:
-        return {**self.summary(), "Date": str(self.parsed.get("Date", "")), "Text": self._body("plain"),
-                "HTML": self._body("html"), "Attachments": self.attachments(), "Inline": []}
+        return {**self.summary, "Date": str(self.parsed.get("Date", "")), "Text": self._body("plain"),
+                "HTML": self._body("html"), "Attachments": self.attachments, "Inline": []}
 
+    @cached_property
     def headers(self) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
         for name, value in self.parsed.items():
@@ -95,7 +100,7 @@ class MailSink:
         page = self.messages[start:start + limit]
         return web.json_response({"total": len(self.messages), "unread": len(self.messages), "count": len(page),
                                   "messages_count": len(self.messages), "start": start, "tags": [],
-                                  "messages": [m.summary() for m in page]})
+                                  "messages": [m.summary for m in page]})
 
     async def delete_messages(self, request: web.Request) -> web.Response:
         try:
@@ -106,10 +111,10 @@ class MailSink:
         return web.Response(text="ok")
 
     async def get_message(self, request: web.Request) -> web.Response:
-        return web.json_response(self.find(request.match_info["id"]).detail())
+        return web.json_response(self.find(request.match_info["id"]).detail)
 
     async def get_headers(self, request: web.Request) -> web.Response:
-        return web.json_response(self.find(request.match_info["id"]).headers())
+        return web.json_response(self.find(request.match_info["id"]).headers)
 
     async def get_raw(self, request: web.Request) -> web.Response:
         return web.Response(body=self.find(request.match_info["id"]).raw, content_type="text/plain")
