@@ -37,7 +37,7 @@ def client_ip(request: web.Request, config: CommentsConfig) -> str:
 def thread_id_of(request: web.Request) -> str:
     thread_id = request.match_info["thread"]
     if len(thread_id) > domain.THREAD_MAX:
-        raise ApiError(404, "Fann ikkje tråden.")
+        raise ApiError(404, text("thread_not_found", language(request)))
     return thread_id
 
 
@@ -74,15 +74,6 @@ class Created(BaseModel):
     message: str
     edit_token: str = Field(description="Send as X-Edit-Token to edit or delete within the edit window")
     edit_until: datetime
-
-
-CREATED_TEXT = {
-    CommentStatus.approved: {Language.nn: "Takk for kommentaren!", Language.nb: "Takk for kommentaren!",
-                             Language.en: "Thank you for your comment!"},
-    CommentStatus.pending: {Language.nn: "Takk! Kommentaren blir synleg når ein moderator har godkjent han.",
-                            Language.nb: "Takk! Kommentaren blir synlig når en moderator har godkjent den.",
-                            Language.en: "Thank you! Your comment will appear once a moderator approves it."},
-}
 
 
 @api.route("POST", "/threads/{thread}/comments", body=domain.NewComment, response=Created, status=201,
@@ -127,7 +118,7 @@ async def post_comment(request: web.Request, body: domain.NewComment):
     ctx.publish_soon(doc)
     edit_until = now + timedelta(minutes=config.edit_minutes)
     shown = CommentStatus.pending if honeypot else status
-    return Created(id=str(doc["_id"]), status=shown, html=doc["html"], message=CREATED_TEXT[shown][lang],
+    return Created(id=str(doc["_id"]), status=shown, html=doc["html"], message=text(f"thanks_{shown}", lang),
                    edit_token=domain.sign(ctx.secret, Purpose.edit, str(doc["_id"]), edit_until - now, now),
                    edit_until=edit_until)
 
@@ -222,24 +213,15 @@ class Message(BaseModel):
     message: str
 
 
-UNSUBSCRIBED = {Language.nn: "Du får ikkje lenger e-post om svar på denne kommentaren.",
-                Language.nb: "Du får ikke lenger e-post om svar på denne kommentaren.",
-                Language.en: "You will no longer get mail about replies to this comment."}
-
-
-class TokenQuery(BaseModel):
-    token: str
-
-
-@api.route("GET", "/comments/{comment_id}/unsubscribe", query=TokenQuery, response=Message,
+@api.route("GET", "/comments/{comment_id}/unsubscribe", query=domain.SignedToken, response=Message,
            errors={403: "Invalid link", 404: "No such comment"})
-async def unsubscribe(request: web.Request, query: TokenQuery):
+async def unsubscribe(request: web.Request, query: domain.SignedToken):
     """Turn off reply mails for a comment (the signed link in a reply notice)."""
     ctx = request.app[COMMENTS]
     doc = await found(ctx, request)
     token_subject(ctx, request, Purpose.unsubscribe, query.token, str(doc["_id"]))
     await ctx.store.update(doc["_id"], {}, {"notify_replies": False}, [])
-    return Message(message=UNSUBSCRIBED[language(request)])
+    return Message(message=text("unsubscribed", language(request)))
 
 
 # ---- erasure on the author's request -----------------------------------------------------------------------------
@@ -269,8 +251,8 @@ class ErasurePreview(BaseModel):
     message: str
 
 
-@api.route("GET", "/erasure", query=domain.ErasureToken, response=ErasurePreview, errors={403: "Invalid link"})
-async def preview_erasure(request: web.Request, query: domain.ErasureToken):
+@api.route("GET", "/erasure", query=domain.SignedToken, response=ErasurePreview, errors={403: "Invalid link"})
+async def preview_erasure(request: web.Request, query: domain.SignedToken):
     """What the signed link would anonymise (a GET changes nothing: mail scanners follow links)."""
     ctx = request.app[COMMENTS]
     email = token_subject(ctx, request, Purpose.erase, query.token)
@@ -283,8 +265,8 @@ class Erased(BaseModel):
     message: str
 
 
-@api.route("POST", "/erasure", body=domain.ErasureToken, response=Erased, errors={403: "Invalid link"})
-async def erase(request: web.Request, body: domain.ErasureToken):
+@api.route("POST", "/erasure", body=domain.SignedToken, response=Erased, errors={403: "Invalid link"})
+async def erase(request: web.Request, body: domain.SignedToken):
     """Anonymise the comments of the address the signed link was mailed to."""
     ctx = request.app[COMMENTS]
     email = token_subject(ctx, request, Purpose.erase, body.token)

@@ -38,6 +38,16 @@ TEXT: dict[str, dict[Language, str]] = {
     "rate": {Language.nn: "Du skriv for mange kommentarar. Vent litt og prøv igjen.",
              Language.nb: "Du skriver for mange kommentarer. Vent litt og prøv igjen.",
              Language.en: "Too many comments. Please wait a moment and try again."},
+    "thanks_approved": {Language.nn: "Takk for kommentaren!", Language.nb: "Takk for kommentaren!",
+                        Language.en: "Thank you for your comment!"},
+    "thanks_pending": {Language.nn: "Takk! Kommentaren blir synleg når ein moderator har godkjent han.",
+                       Language.nb: "Takk! Kommentaren blir synlig når en moderator har godkjent den.",
+                       Language.en: "Thank you! Your comment will appear once a moderator approves it."},
+    "unsubscribed": {Language.nn: "Du får ikkje lenger e-post om svar på denne kommentaren.",
+                     Language.nb: "Du får ikke lenger e-post om svar på denne kommentaren.",
+                     Language.en: "You will no longer get mail about replies to this comment."},
+    "thread_not_found": {Language.nn: "Fann ikkje tråden.", Language.nb: "Fant ikke tråden.",
+                         Language.en: "Thread not found."},
     "not_found": {Language.nn: "Fann ikkje kommentaren.", Language.nb: "Fant ikke kommentaren.",
                   Language.en: "Comment not found."},
     "parent_not_found": {Language.nn: "Kommentaren du svarar på finst ikkje i denne tråden.",
@@ -165,7 +175,9 @@ class ErasureRequest(BaseModel):
     language: Language = Language.nn
 
 
-class ErasureToken(BaseModel):
+class SignedToken(BaseModel):
+    """The token from a signed link (erasure, unsubscribe)."""
+
     model_config = ConfigDict(extra="forbid")
     token: str
 
