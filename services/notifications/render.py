@@ -1,8 +1,9 @@
 """A planned mail becomes an RFC 5322 message: Jinja2 templates per kind and language (HTML autoescaped), dates
 in Norwegian style in the event's timezone (Babel), an iCalendar invitation, and headers user text cannot break."""
 
+import email.policy
 from datetime import UTC, datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime as rfc2822_date, make_msgid, parseaddr
 from zoneinfo import ZoneInfo
@@ -88,8 +89,24 @@ def invitation(mail: Mail, organizer: str) -> bytes:
     return cal.to_ical()
 
 
+class _HeaderClasses(HeaderRegistry):
+    """The standard registry builds a new class for every header it parses; build each kind once."""
+
+    def __init__(self):
+        super().__init__()
+        self.built: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        if (cls := self.built.get(name.lower())) is None:
+            cls = self.built[name.lower()] = super().__getitem__(name)
+        return cls
+
+
+POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+
+
 def compose(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = sender
     # headerregistry encodes the display name; control characters were already taken out of it.
     message["To"] = Address(display_name=clean(mail.name)[:HEADER_NAME_MAX], addr_spec=mail.recipient)

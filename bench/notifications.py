@@ -1,0 +1,197 @@
+"""Benchmark of the notifications service (a script that prints a table, not a test).
+
+    .venv/bin/python bench/notifications.py [--messages 2000]
+
+Starts its own nx-27017 (unless MONGO_URL is set) and the dev mail sink, each in a child process, and uses the
+RabbitMQ at AMQP_URL (default local). Queues a burst of registration.confirmed messages while the service is not
+running, then starts the service (in its own process, as in production) and measures mails/s until every mail is
+recorded as sent. Beside it, in the same run and to the same sink, the raw aiosmtplib send rate of the same
+rendered mail: over one connection, and over as many connections as the service keeps. Floor: service ≥ 0.8× raw
+at the same number of connections."""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosmtplib
+from pymongo import AsyncMongoClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from moteplass import devstack  # noqa: E402
+from services.notifications import domain, render  # noqa: E402
+from services.notifications.consumers import BINDINGS  # noqa: E402
+from services.notifications.mailer import POOL_SIZE, WIRE  # noqa: E402
+from shared.bus import Bus  # noqa: E402
+from shared.messages import make_event  # noqa: E402
+from shared.messages.registration import EventInfo, RegistrationConfirmed  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+SERVICE = "notifications"
+START = datetime.now(UTC) + timedelta(days=30)
+EVENT = EventInfo(slug="innovasjonsjam", title="Innovasjonsjam i Bærum", starts_at=START,
+                  ends_at=START + timedelta(hours=6), venue="Bærum rådhus, Sandvika")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(settings_json: str) -> None:
+    """The service in its own process, as it runs in production (one process per instance)."""
+    from aiohttp import web
+
+    from services.notifications.app import create_app
+
+    settings = Settings.model_validate_json(settings_json)
+    web.run_app(create_app(settings), host="127.0.0.1", port=settings.notifications_port, access_log=None,
+                print=None)
+
+
+def sink(smtp_port: int, http_port: int) -> None:
+    from moteplass.mailsink import serve as serve_sink
+
+    asyncio.run(serve_sink("127.0.0.1", smtp_port, http_port))
+
+
+def registration(n: int) -> RegistrationConfirmed:
+    return RegistrationConfirmed(event=EVENT, registration_id=f"r{n}", name=f"Deltakar {n}",
+                                 email=f"deltakar{n}@example.no", language="nn", status="confirmed",
+                                 manage_url=f"http://127.0.0.1:8081/registrations/r{n}?token=t{n}")
+
+
+async def raw_rate(settings: Settings, count: int, connections: int) -> float:
+    """Mails/s straight through aiosmtplib: the same rendered mail, `connections` connections sending at once."""
+    [mail] = domain.plan(registration(0))
+    message = render.compose(mail, settings.mail_from)
+    body = message.as_bytes(policy=WIRE)
+    sender, recipients = "moteplass@example.no", [mail.recipient]
+    clients = [aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_port) for _ in range(connections)]
+    for client in clients:
+        await client.connect()
+    queue = iter(range(count))
+
+    async def work(client: aiosmtplib.SMTP) -> None:
+        for _ in queue:
+            await client.sendmail(sender, recipients, body)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(work(client) for client in clients))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        await client.quit()
+    return count / elapsed
+
+
+async def service_rate(settings: Settings, count: int) -> tuple[float, float]:
+    """Queue `count` messages, start the service, time until all are recorded sent. Returns (mails/s, start-up s)."""
+    bus = await Bus(settings, source="/bench").connect()
+    await bus.declare_consumer_queues(SERVICE, BINDINGS)
+    for n in range(count):
+        await bus.publish(make_event(registration(n), source="/bench"))
+    await bus.close()
+
+    client = AsyncMongoClient(settings.mongo_url)
+    records = client[settings.db_name(SERVICE)]["notifications"]
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(settings.model_dump_json(),))
+    launched = time.perf_counter()
+    process.start()
+    try:
+        while await records.count_documents({}) == 0:
+            await asyncio.sleep(0.01)
+        started = time.perf_counter()  # the first mail is under way: start-up is over
+        # Counting is a full scan on nx-27017: look rarely, or the count itself slows the store under test.
+        while (sent := await records.count_documents({"status": "sent"})) < count:
+            if not process.is_alive():
+                raise SystemExit("the service died")
+            await asyncio.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        return sent / elapsed, started - launched
+    finally:
+        process.terminate()
+        process.join(10)
+        await client.drop_database(settings.db_name(SERVICE))
+        await client.close()
+
+
+async def main(count: int) -> None:
+    tag = f"bench{uuid.uuid4().hex[:8]}"
+    children = []
+    mongo_url = os.environ.get("MONGO_URL")
+    if not mongo_url:
+        port = free_port()
+        data = Path(tempfile.mkdtemp(prefix="nx-bench-"))
+        children.append(devstack.start_store(data, port, data / "nx.log"))
+        mongo_url = f"mongodb://127.0.0.1:{port}"
+        await devstack.wait_for_store(mongo_url)
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    await devstack.ensure_broker(amqp_url)
+    smtp_port, http_port = free_port(), free_port()
+    mail_sink = multiprocessing.get_context("spawn").Process(target=sink, args=(smtp_port, http_port))
+    mail_sink.start()
+    settings = Settings(mongo_url=mongo_url, amqp_url=amqp_url, db_prefix=f"{tag}_", exchange=f"{tag}.events",
+                        queue_prefix=f"{tag}.", smtp_port=smtp_port, notifications_port=free_port(),
+                        log_level="WARNING")
+    try:
+        await wait_for_sink(smtp_port)
+        raw_one = await raw_rate(settings, count, 1)
+        raw_pool = await raw_rate(settings, count, POOL_SIZE)
+        rate, startup = await service_rate(settings, count)
+    finally:
+        await cleanup(settings)
+        mail_sink.terminate()
+        for child in children:
+            child.terminate()
+            child.wait(10)
+
+    print(f"\nNotifications: a burst of {count} queued registration.confirmed messages to the dev mail sink\n")
+    print(f"{'measure':<52}{'mails/s':>10}{'× raw':>8}")
+    print("-" * 70)
+    print(f"{'raw aiosmtplib, 1 connection':<52}{raw_one:>10.0f}{'':>8}")
+    print(f"{f'raw aiosmtplib, {POOL_SIZE} connections':<52}{raw_pool:>10.0f}{'':>8}")
+    print(f"{f'service (render, claim, send, record; {POOL_SIZE} connections)':<52}{rate:>10.0f}"
+          f"{rate / raw_pool:>8.2f}")
+    print(f"\nservice start-up until its first claim: {startup:.2f} s")
+    print(f"floor: service ≥ 0.8× raw at {POOL_SIZE} connections → {'met' if rate >= 0.8 * raw_pool else 'NOT met'}"
+          f" (× raw with 1 connection: {rate / raw_one:.2f})")
+
+
+async def wait_for_sink(port: int) -> None:
+    for _ in range(100):
+        probe = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        try:
+            await probe.connect()
+            await probe.quit()
+            return
+        except (OSError, aiosmtplib.SMTPException):
+            await asyncio.sleep(0.1)
+    raise SystemExit("the mail sink did not start")
+
+
+async def cleanup(settings: Settings) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(settings.amqp_url)
+    channel = await connection.channel()
+    main_queue = settings.queue_name(SERVICE)
+    for name in [main_queue, f"{main_queue}.dead",
+                 *(f"{main_queue}.retry.{i}" for i in range(len(settings.retry_delays_ms)))]:
+        await channel.queue_delete(name)
+    await channel.exchange_delete(settings.exchange)
+    await connection.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    asyncio.run(main(parser.parse_args().messages))
