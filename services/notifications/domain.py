@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 
 from shared.messages import Language, Payload
-from shared.messages.comments import CommentPublished, CommentSubmitted
+from shared.messages.comments import CommentErasureRequested, CommentPublished, CommentSubmitted
 from shared.messages.notifications import NotificationKind as Kind
 from shared.messages.registration import (
     EventInfo, GuestInvited, RegistrationCancelled, RegistrationConfirmed, RegistrationPayload, RegistrationPending,
@@ -101,6 +101,10 @@ def plan(data: Payload) -> list[Mail]:
         case CommentPublished(parent=parent) if parent is not None and parent.email:
             return [Mail(Kind.comment_published, str(parent.email), parent.author_name, parent.language,
                          context=comment_context(data), unsubscribe_url=parent.unsubscribe_url)]
+        case CommentErasureRequested():
+            return [Mail(Kind.comment_erasure, str(data.email), "", data.language,
+                         context={"comment_count": data.comment_count, "erase_url": data.erase_url,
+                                  "expires_at": data.expires_at})]
     return []
 
 

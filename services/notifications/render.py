@@ -36,9 +36,10 @@ def when(event: EventInfo, language: Language) -> str:
     return f"{first} – {moment(end, event, language)}"
 
 
-def moment(value: datetime, event: EventInfo, language: Language) -> str:
-    return format_datetime(value, f"{DAY[language]} {CLOCK[language]}", tzinfo=ZoneInfo(event.timezone),
-                           locale=LOCALES[language])
+def moment(value: datetime, event: EventInfo | None, language: Language) -> str:
+    """A point in time, in the event's timezone (Norway's for mail about no event)."""
+    zone = ZoneInfo(event.timezone if event else EventInfo.model_fields["timezone"].default)
+    return format_datetime(value, f"{DAY[language]} {CLOCK[language]}", tzinfo=zone, locale=LOCALES[language])
 
 
 def _environment(autoescape: bool) -> Environment:
@@ -76,7 +77,7 @@ def invitation(mail: Mail, organizer: str) -> bytes:
     entry.add("dtstart", event.starts_at.astimezone(UTC))
     entry.add("dtend", event.ends_at.astimezone(UTC))
     entry.add("summary", clean(event.title))
-    entry.add("location", clean(event.venue))
+    entry.add("location", clean(", ".join(filter(None, [event.venue, event.address]))))
     if event.url:
         entry.add("url", event.url)
     entry.add("status", "CANCELLED" if mail.ics.value == "CANCEL" else "CONFIRMED")

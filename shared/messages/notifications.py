@@ -19,6 +19,7 @@ class NotificationKind(StrEnum):
     reminder = "reminder"
     comment_submitted = "comment_submitted"
     comment_published = "comment_published"
+    comment_erasure = "comment_erasure"
 
 
 class NotificationOutcome(Payload):

@@ -9,7 +9,7 @@ import aiohttp
 import icalendar
 
 from services.notifications.app import create_app
-from shared.messages.comments import CommentPublished, CommentSubmitted, ParentComment
+from shared.messages.comments import CommentErasureRequested, CommentPublished, CommentSubmitted, ParentComment
 from shared.messages.registration import (
     EventUpdated, GuestInvited, RegistrationCancelled, RegistrationPending,
 )
@@ -124,3 +124,15 @@ async def test_comments_tell_the_moderators_and_the_opted_in_parent_author(setti
     assert reply["Subject"] == "Ola <b>Nordmann</b> har svart på kommentaren din"
     headers = await mailbox.headers(reply["ID"])
     assert headers["List-Unsubscribe"] == ["<https://moteplass.example.no/comments/c1/unsubscribe?token=u>"]
+
+
+async def test_an_erasure_request_mails_its_signed_link(settings, start_service, publish, mailbox):
+    await start_service(create_app, "notifications")
+    to = address()
+    await publish(CommentErasureRequested(email=to, language="nb", comment_count=2,
+                                          erase_url="https://moteplass.example.no/comments/erase?token=s",
+                                          expires_at=datetime(2027, 1, 5, 12, 0, tzinfo=UTC)))
+    [mail] = await mailbox.wait_for(to)
+    assert mail["Subject"] == "Slett kommentarene dine"
+    assert "de 2 kommentarene" in mail["Text"] and "tirsdag 5. januar 2027 kl. 13.00" in mail["Text"]
+    assert 'href="https://moteplass.example.no/comments/erase?token=s"' in mail["HTML"]

@@ -7,7 +7,9 @@ import pytest
 from services.notifications import domain
 from services.notifications.domain import IcsMethod, Unsubscribe
 from shared.messages import Language
-from shared.messages.comments import CommentPublished, CommentRejected, CommentSubmitted, ParentComment
+from shared.messages.comments import (
+    CommentErasureRequested, CommentPublished, CommentRejected, CommentSubmitted, ParentComment,
+)
 from shared.messages.notifications import NotificationKind as Kind
 from shared.messages.registration import (
     EventInfo, EventPublished, GuestInvited, RegistrationCancelled, RegistrationCheckedIn, RegistrationConfirmed,
@@ -74,6 +76,14 @@ def test_a_published_reply_goes_to_the_parent_author_only_when_they_opted_in():
     assert domain.plan(CommentPublished(**COMMENT, status="approved", parent=silent)) == []
     assert domain.plan(CommentPublished(**COMMENT, status="approved")) == []
     assert domain.plan(CommentRejected(**COMMENT, status="rejected")) == []
+
+
+def test_an_erasure_request_mails_the_signed_link_to_the_address():
+    [mail] = domain.plan(CommentErasureRequested(email="ola@example.no", language="en", comment_count=3,
+                                                 erase_url="https://x/e?token=t", expires_at=START))
+    assert (mail.kind, mail.recipient, mail.language, mail.event) == (Kind.comment_erasure, "ola@example.no",
+                                                                      Language.en, None)
+    assert mail.context == {"comment_count": 3, "erase_url": "https://x/e?token=t", "expires_at": START}
 
 
 def test_an_event_update_tells_seat_holders_with_an_invite_and_the_waiting_list_without():

@@ -20,7 +20,8 @@ EVENT = EventInfo(slug="jam", title="Innovasjonsjam <i>&</i>", starts_at=START, 
 CONTEXT = {"manage_url": "https://x/m?token=a&b", "position": 4, "confirm_url": "https://x/c", "expires_at": START,
            "inviter_name": "Kari", "municipality": "Bærum", "invite_url": "https://x/i", "changed": ["starts_at"],
            "previous_starts_at": START - timedelta(days=1), "author_name": "Ola <b>", "excerpt": "Takk & helsing",
-           "url": "https://x/jam#c2", "moderation_url": "https://x/mod"}
+           "url": "https://x/jam#c2", "moderation_url": "https://x/mod", "comment_count": 2,
+           "erase_url": "https://x/erase?token=e"}
 SENDER = "Møteplass <moteplass@example.no>"
 
 SUBJECTS = {
@@ -29,11 +30,12 @@ SUBJECTS = {
                   Kind.confirm_email: "Stadfest e-postadressa di: ", Kind.guest_invite: "Kari inviterer deg til ",
                   Kind.event_updated: "Endra tid eller stad: ", Kind.event_cancelled: "Avlyst: ",
                   Kind.reminder: "Påminning: ", Kind.comment_submitted: "Ny kommentar ventar på godkjenning",
-                  Kind.comment_published: "Ola <b> har svart på kommentaren din"},
+                  Kind.comment_published: "Ola <b> har svart på kommentaren din",
+                  Kind.comment_erasure: "Slett kommentarane dine"},
     Language.nb: {Kind.confirmed: "Du er påmeldt: ", Kind.cancelled: "Avmeldingen din er registrert: ",
                   Kind.confirm_email: "Bekreft e-postadressen din: ", Kind.event_updated: "Endret tid eller sted: ",
                   Kind.reminder: "Påminnelse: ", Kind.comment_submitted: "Ny kommentar venter på godkjenning"},
-    Language.en: {Kind.confirmed: "You're registered: ", Kind.waitlisted: "You're on the waiting list: ",
+    Language.en: {Kind.comment_erasure: "Erase your comments", Kind.confirmed: "You're registered: ", Kind.waitlisted: "You're on the waiting list: ",
                   Kind.event_cancelled: "Cancelled: ", Kind.comment_published: "Ola <b> replied to your comment"},
 }
 
@@ -55,7 +57,7 @@ def test_every_kind_renders_in_every_language_with_text_and_escaped_html(kind, l
     html = message.get_body(("html",)).get_content()
     assert "Kari Nordmann" in text and f'<html lang="{language.value}">' in html
     assert "<i>&</i>" not in html and "<b>" not in html.replace("<br>", "")  # user text is escaped
-    if kind not in (Kind.comment_submitted, Kind.comment_published):
+    if kind not in (Kind.comment_submitted, Kind.comment_published, Kind.comment_erasure):
         assert "Innovasjonsjam <i>&</i>" in text and "Innovasjonsjam &lt;i&gt;&amp;&lt;/i&gt;" in html
 
 
@@ -90,6 +92,21 @@ def test_an_update_replaces_the_invitation_with_the_same_uid_and_a_higher_sequen
     assert b.decoded("DTSTART") == START + timedelta(days=7)
     assert (str(update["METHOD"]), str(cancel["METHOD"]), str(c["STATUS"])) == ("REQUEST", "CANCEL", "CANCELLED")
     assert str(a["ATTENDEE"]) == "mailto:kari@example.no"
+
+
+def test_the_venue_address_is_in_the_mail_and_the_invitation():
+    at = EVENT.model_copy(update={"address": "Arnold Haukelands plass 10, Sandvika"})
+    message = render.compose(mail(Kind.confirmed, event=at, ics=IcsMethod.request), SENDER)
+    assert "Kvar: Bærum rådhus, Arnold Haukelands plass 10, Sandvika" in message.get_body(("plain",)).get_content()
+    [entry] = calendar(message).walk("VEVENT")
+    assert str(entry["LOCATION"]) == "Bærum rådhus, Arnold Haukelands plass 10, Sandvika"
+
+
+def test_mail_about_no_event_gives_times_in_norwegian_time():
+    erasure = mail(Kind.comment_erasure, event=None, registration_id=None,
+                   context={"comment_count": 1, "erase_url": "https://x/e", "expires_at": START})
+    text = render.compose(erasure, SENDER).get_body(("plain",)).get_content()
+    assert "slette kommentaren som" in text and "Lenkja gjeld til torsdag 4. mars 2027 kl. 10.00" in text
 
 
 def test_mails_without_invitation_carry_no_calendar():
