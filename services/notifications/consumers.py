@@ -9,6 +9,8 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from prometheus_client import Counter
+
 from shared import outbox
 from shared.bus import PermanentFailure
 from shared.messages import CloudEvent, make_event
@@ -29,6 +31,8 @@ from .store import Store
 log = logging.getLogger(__name__)
 SOURCE = "/moteplass/notifications"
 BINDINGS = ["registration.#", "event.#", "comment.#"]
+MAILS = Counter("notifications_mails_total", "Mails by kind and outcome (sent, failed for good, retrying)",
+                ["kind", "outcome"])
 
 
 class Busy(Exception):
@@ -54,9 +58,10 @@ class Notifier:
             case RegistrationPayload():
                 await self.track(data, event.time)
             case EventUpdated():
-                event_fields = data.event.model_dump()
                 if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
-                    await self.store.move_reminders(event_fields, due.timestamp())
+                    await self.store.move_reminders(data.event.model_dump(), due.timestamp())
+                else:  # moved so close that the reminder time has passed: the update mail says it all
+                    await self.store.cancel_reminders({"event.slug": data.event.slug})
                 attendees = await self.store.attendees_of(data.event.slug)
                 mails = domain.plan_event_update(data.event, attendees, data.changed, data.previous_starts_at)
             case EventCancelled():
@@ -66,7 +71,8 @@ class Notifier:
     async def track(self, data: RegistrationPayload, as_of: datetime) -> None:
         """Remember the registration (to tell it about changes) and keep its reminder in step."""
         fields = domain.attendee(data)
-        await self.store.remember_attendee(data.registration_id, fields, as_of.timestamp())
+        if not await self.store.remember_attendee(data.registration_id, fields, as_of.timestamp()):
+            return  # an older message arriving late: the newer state already decided the reminder
         if isinstance(data, RegistrationConfirmed | RegistrationPromoted):
             if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
                 await self.store.schedule_reminder(data.registration_id,
@@ -101,11 +107,14 @@ class Notifier:
             await self.mailer.send(message)
         except DeliveryError as exc:
             if not exc.permanent:
+                MAILS.labels(mail.kind.value, Status.retrying.value).inc()
                 await self.store.release(record["_id"], time.time(), str(exc))
                 raise
             log.warning("mail refused for good", extra={"kind": mail.kind, "error": str(exc)})
+            MAILS.labels(mail.kind.value, Status.failed.value).inc()
             failed = NotificationFailed(**self.outcome(record, mail), failed_at=now(), error=str(exc)[:1000])
             return await self.finish(record, Status.failed, failed, correlation_id, str(exc))
+        MAILS.labels(mail.kind.value, Status.sent.value).inc()
         sent = NotificationSent(**self.outcome(record, mail), sent_at=now())
         await self.finish(record, Status.sent, sent, correlation_id)
 

@@ -112,13 +112,15 @@ class Store:
 
     # --- attendees: who hears about changes to a møteplass --------------------------------------------------
 
-    async def remember_attendee(self, registration_id: str, fields: dict, as_of: float) -> None:
-        """Keep the newest state of a registration; an older message arriving late does not overwrite it."""
+    async def remember_attendee(self, registration_id: str, fields: dict, as_of: float) -> bool:
+        """Keep the newest state of a registration; False when a newer one is already recorded (an older
+        message arrived late)."""
         try:
             await self.attendees.update_one({"_id": registration_id, "as_of_ts": {"$lte": as_of}},
                                             {"$set": {**fields, "as_of_ts": as_of}}, upsert=True)
+            return True
         except DuplicateKeyError:
-            pass  # a newer state is already recorded
+            return False
 
     async def attendees_of(self, event_slug: str) -> list[dict]:
         return await self.attendees.find({"event_slug": event_slug}).to_list()

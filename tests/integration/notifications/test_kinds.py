@@ -136,3 +136,24 @@ async def test_an_erasure_request_mails_its_signed_link(settings, start_service,
     assert mail["Subject"] == "Slett kommentarene dine"
     assert "de 2 kommentarene" in mail["Text"] and "tirsdag 5. januar 2027 kl. 13.00" in mail["Text"]
     assert 'href="https://moteplass.example.no/comments/erase?token=s"' in mail["HTML"]
+
+
+async def test_a_confirmation_arriving_after_the_cancellation_schedules_no_reminder(
+        settings, start_service, publish, mailbox, records):
+    from shared.messages import make_event
+
+    await start_service(create_app, "notifications")
+    to = address()
+    registration = confirmed(to)
+    now = datetime.now(UTC)
+    late = make_event(registration, source="/moteplass/registration").model_copy(update={"time": now})
+    cancelled = make_event(RegistrationCancelled(**{**registration.model_dump(), "status": "cancelled"}),
+                           source="/moteplass/registration").model_copy(update={"time": now + timedelta(seconds=1)})
+    await publish(cancelled)
+    await mailbox.wait_for(to)
+    await publish(late)  # e.g. it waited in a retry queue
+    await mailbox.wait_for(to, count=2)
+    db = records.database
+    attendee = await eventually(lambda: db["attendees"].find_one({"_id": registration.registration_id}))
+    assert attendee["status"] == "cancelled"
+    assert await db["reminders"].count_documents({}) == 0

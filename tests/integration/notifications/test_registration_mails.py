@@ -1,5 +1,6 @@
 """Issue 2: a registration message becomes exactly one mail, recorded in the service's own store."""
 
+import aiohttp
 import icalendar
 
 from services.notifications.app import create_app
@@ -20,7 +21,7 @@ def invitation(message: dict, raw: str) -> icalendar.Calendar:
 
 async def test_confirmed_registration_gets_one_mail_with_invitation_and_cancel_link(
         settings, start_service, publish, mailbox, records):
-    await start_service(create_app, "notifications")
+    base = await start_service(create_app, "notifications")
     to = address()
     data = confirmed(to)
     await publish(data)
@@ -39,6 +40,10 @@ async def test_confirmed_registration_gets_one_mail_with_invitation_and_cancel_l
 
     record = await eventually(lambda: records.find_one({"recipient": to, "status": "sent"}))
     assert record["kind"] == "confirmed" and record["attempts"] == 1 and record["sent_ts"]
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as resp:
+        assert 'notifications_mails_total{kind="confirmed",outcome="sent"}' in await resp.text()
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/readyz") as resp:
+        assert resp.status == 200
 
 
 async def test_waitlisted_promoted_and_cancelled_each_get_their_mail_in_the_recipients_language(
