@@ -177,7 +177,7 @@ async def run(clients: int, seconds: float) -> None:
 
         print(f"\ncomments service, thread of {SEED:,} approved comments, {clients} concurrent clients, "
               f"{seconds:.0f} s per row, store {'nx-27017' if nx else mongo_url}, relay sweep every "
-              f"{settings.relay_interval_s:g} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+              f"{config.relay_interval_s:g} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
               f"(the client, the service and the store share them)\n")
         print(f"{'operation':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for name, rate, p50, p99 in rows:

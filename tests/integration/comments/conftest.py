@@ -20,12 +20,11 @@ def config() -> CommentsConfig:
 
 
 @pytest.fixture
-def start_comments(start_service, settings):
-    """Start the service with a configuration (and settings changes) of the test's own; returns its base URL."""
+def start_comments(start_service):
+    """Start the service with a configuration of the test's own; returns its base URL."""
 
-    async def start(config: CommentsConfig, **settings_changes) -> str:
-        return await start_service(lambda s: create_app(s, config), "comments",
-                                   app_settings=settings.model_copy(update=settings_changes))
+    async def start(config: CommentsConfig) -> str:
+        return await start_service(lambda s: create_app(s, config), "comments")
 
     return start
 
