@@ -156,9 +156,10 @@ class Counts(BaseModel):
 
 @api.route("POST", "/threads/counts", body=domain.CountsQuery, response=Counts)
 async def thread_counts(request: web.Request, body: domain.CountsQuery):
-    """Approved comment counts for many threads at once (for list pages)."""
-    found_counts = await request.app[COMMENTS].store.counts(body.threads)
-    return Counts(counts={thread: found_counts.get(thread, 0) for thread in body.threads})
+    """Approved comment counts for many threads at once (for list pages); a hidden thread counts 0."""
+    store = request.app[COMMENTS].store
+    found_counts, hidden = await store.counts(body.threads), await store.hidden_threads(body.threads)
+    return Counts(counts={t: 0 if t in hidden else found_counts.get(t, 0) for t in body.threads})
 
 
 # ---- the author's edit window ----------------------------------------------------------------------------------

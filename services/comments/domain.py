@@ -297,7 +297,7 @@ class PublicComment(BaseModel):
     created_at: datetime
     edited_at: datetime | None = None
     deleted: bool = False
-    reply_count: int = 0
+    reply_count: int = Field(default=0, description="Approved replies under a top-level comment (0 on replies)")
     hidden_replies: int = Field(default=0, description="Replies not shown here (beyond the nesting limit)")
     replies: list["PublicComment"] = Field(default_factory=list)
 

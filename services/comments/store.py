@@ -144,6 +144,10 @@ class Store:
         rows = await cursor.to_list()
         return {row["_id"]: row["n"] for row in rows}
 
+    async def hidden_threads(self, thread_ids: list[str]) -> set[str]:
+        return {doc["_id"] for doc in await self.threads.find({"_id": {"$in": thread_ids}, "hidden": True},
+                                                              {"_id": 1}).to_list()}
+
     async def queue(self, status: CommentStatus, after: dict, limit: int) -> list[dict]:
         cursor = self.comments.find({"status": status, **after}, {"outbox": 0, "fingerprint": 0})
         return await cursor.sort(SORT_KEYS[Sort.oldest]).limit(limit).to_list()

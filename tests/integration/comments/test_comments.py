@@ -236,6 +236,11 @@ async def test_counts_for_many_threads(base, http, moderator_headers):
     await post(http, base, comment(body="Ventar"))
     async with http.post(f"{base}/threads/counts", json={"threads": [THREAD, "tom"]}) as resp:
         assert await resp.json() == {"counts": {THREAD: 2, "tom": 0}}
+    async with http.patch(f"{base}{URL.removesuffix('/comments')}", json={"hidden": True},
+                          headers=moderator_headers) as resp:
+        assert resp.status == 200
+    async with http.post(f"{base}/threads/counts", json={"threads": [THREAD]}) as resp:
+        assert await resp.json() == {"counts": {THREAD: 0}}
 
 
 async def test_moderation_needs_a_moderator_or_admin(base, http, admin_headers, settings):
