@@ -90,33 +90,41 @@ class Notifier:
                 raise result
 
     async def deliver(self, message_id: str, mail: Mail, correlation_id: str | None = None) -> None:
-        record = await self.store.claim(message_id, mail, time.time(), self.lease_s)
-        if record is None:
-            current = await self.store.find_by_key(message_id, mail)
-            if current is not None and current["status"] == Status.sending:
-                raise Busy(f"{mail.kind} to a recipient of {message_id} is being sent by another replica")
-            return  # sent, failed for good, or unsubscribed already
-        if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
-            return await self.store.finish(record["_id"], Status.unsubscribed, time.time())
         try:
             message = compose(mail, self.settings.mail_from, self.unsubscribe_url(mail))
-        except Exception as exc:
-            await self.store.release(record["_id"], time.time(), repr(exc))
+        except Exception as exc:  # a template or data bug: retrying cannot help
             raise PermanentFailure(f"cannot compose the {mail.kind} mail: {exc!r}") from exc
-        try:
-            await self.mailer.send(message)
-        except DeliveryError as exc:
-            if not exc.permanent:
-                MAILS.labels(mail.kind.value, Status.retrying.value).inc()
-                await self.store.release(record["_id"], time.time(), str(exc))
-                raise
-            log.warning("mail refused for good", extra={"kind": mail.kind, "error": str(exc)})
+        async with self.mailer.connection() as send:
+            # Claimed only with a connection in hand, so the lease covers one SMTP conversation and never the
+            # wait for a free connection.
+            record = await self.store.claim(message_id, mail, time.time(), self.lease_s)
+            if record is None:
+                return await self.check_taken(message_id, mail)
+            if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
+                return await self.store.finish(record["_id"], Status.unsubscribed, time.time())
+            try:
+                await send(message)
+                refused = None
+            except DeliveryError as exc:
+                if not exc.permanent:
+                    MAILS.labels(mail.kind.value, Status.retrying.value).inc()
+                    await self.store.release(record["_id"], time.time(), str(exc))
+                    raise
+                refused = str(exc)
+        if refused:
+            log.warning("mail refused for good", extra={"kind": mail.kind, "error": refused})
             MAILS.labels(mail.kind.value, Status.failed.value).inc()
-            failed = NotificationFailed(**self.outcome(record, mail), failed_at=now(), error=str(exc)[:1000])
-            return await self.finish(record, Status.failed, failed, correlation_id, str(exc))
+            failed = NotificationFailed(**self.outcome(record, mail), failed_at=now(), error=refused[:1000])
+            return await self.finish(record, Status.failed, failed, correlation_id, refused)
         MAILS.labels(mail.kind.value, Status.sent.value).inc()
         sent = NotificationSent(**self.outcome(record, mail), sent_at=now())
         await self.finish(record, Status.sent, sent, correlation_id)
+
+    async def check_taken(self, message_id: str, mail: Mail) -> None:
+        """The mail was not ours to send: done already (nothing to do), or being sent elsewhere right now."""
+        current = await self.store.find_by_key(message_id, mail)
+        if current is not None and current["status"] == Status.sending:
+            raise Busy(f"{mail.kind} to a recipient of {message_id} is being sent by another replica")
 
     @staticmethod
     def outcome(record: dict, mail: Mail) -> dict:

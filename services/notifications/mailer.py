@@ -3,6 +3,9 @@ every failure classed as transient (retry later) or permanent (5xx: retrying can
 
 import asyncio
 import email.policy
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -45,16 +48,25 @@ class Mailer:
             username=s.smtp_user, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
             use_tls=s.smtp_security == SmtpSecurity.tls, start_tls=s.smtp_security == SmtpSecurity.starttls)
 
-    async def send(self, message: EmailMessage) -> None:
-        """Deliver one message or raise DeliveryError saying whether a retry could help."""
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Callable[[EmailMessage], Awaitable[None]]]:
+        """Hold one of the pooled connections; yields the function that sends a message over it."""
         client = await self.idle.get()
+        try:
+            yield functools.partial(self._send, client)
+        finally:
+            self.idle.put_nowait(client)
+
+    async def _send(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+        """Deliver one message or raise DeliveryError saying whether a retry could help."""
+        sender = message["From"].addresses[0].addr_spec
+        recipients = [address.addr_spec for address in message["To"].addresses]
+        data = message.as_bytes(policy=WIRE)
         try:
             async with asyncio.timeout(self.settings.smtp_timeout_s):
                 if not client.is_connected:
                     await client.connect()
-                await client.sendmail(message["From"].addresses[0].addr_spec,
-                                      [address.addr_spec for address in message["To"].addresses],
-                                      message.as_bytes(policy=WIRE))
+                await client.sendmail(sender, recipients, data)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._drop(client)
             code = _code(exc) if isinstance(exc, aiosmtplib.SMTPException) else None
@@ -62,8 +74,6 @@ class Mailer:
         except BaseException:
             self._drop(client)  # cancelled mid-conversation: the connection's state is unknown
             raise
-        finally:
-            self.idle.put_nowait(client)
 
     @staticmethod
     def _drop(client: aiosmtplib.SMTP) -> None:
