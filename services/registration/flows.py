@@ -3,6 +3,7 @@ at any point leaves a state the reconciler finishes: a registration is stored `a
 place, and marked `cancelling` before it gives one back. Every write that changes a registration carries the
 message it causes (outbox), published at once and otherwise by the relay."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from shared import logs
@@ -21,6 +22,7 @@ from .domain import EventStatus, Refused, Status
 from .store import Duplicate, Store
 
 NOT_FOUND = "Fann ikkje påmeldinga, eller lenkja er ikkje gyldig."
+RECENT = 1.0  # seconds an instance may use an event as read before (see _recent_event)
 CANCELLABLE = (Status.confirmed, Status.waitlisted, Status.pending_confirmation)
 
 
@@ -33,6 +35,7 @@ class Registrations:
                  confirmation_valid: timedelta, orphan_after: timedelta):
         self.store, self.outbox, self.settings, self.source = store, outbox, settings, source
         self.confirmation_valid, self.orphan_after = confirmation_valid, orphan_after
+        self._recent: dict[str, tuple[float, dict]] = {}
 
     def _entry(self, payload, subject: str) -> dict:
         event: CloudEvent = make_event(payload, source=self.source, subject=subject,
@@ -79,6 +82,7 @@ class Registrations:
         entries = [self._entry(EventUpdated(event=self._info(after), changed=noticed,
                                             previous_starts_at=event["starts_at"]), slug)] if noticed else []
         updated = await self.store.update_event(event, changed, entries)
+        self._recent.pop(slug, None)
         if updated is None:  # a seat was taken or another admin saved meanwhile: decide on fresh data
             current = await self.event(slug)
             if "capacity" in changed:
@@ -99,6 +103,7 @@ class Registrations:
 
     async def _set_status(self, event: dict, status: EventStatus, entries: list[dict]) -> dict:
         changed = await self.store.update_event(event, {"status": status.value}, entries)
+        self._recent.pop(event["_id"], None)
         if changed is None:
             raise Refused("Møteplassen vart endra samstundes. Prøv igjen.")
         await self.outbox.try_flush(self.store.events, event["_id"], entries)
@@ -117,8 +122,16 @@ class Registrations:
 
     # Registering
 
+    async def _recent_event(self, slug: str) -> dict:
+        """The event as read at most RECENT ago by this instance: enough to check the window and the answers
+        (the write that takes a place checks that the event is still published, and returns it fresh)."""
+        cached = self._recent.get(slug)
+        if cached is None or cached[0] < time.monotonic():
+            cached = self._recent[slug] = (time.monotonic() + RECENT, await self.event(slug))
+        return cached[1]
+
     async def register(self, slug: str, body: RegistrationIn) -> dict:
-        event = await self.event(slug)
+        event = await self._recent_event(slug)
         domain.check_window(event, now())
         domain.invalid(domain.answer_problems(event["questions"], body.answers))
         at = now()
@@ -163,7 +176,7 @@ class Registrations:
         else:
             # The place first, then the registration with its message in one insert: two writes. A crash between
             # them leaves a place without a registration, which the reconciler gives back (orphan).
-            status, position = await self._place(event, rid)
+            status, position, event = await self._place(event, rid)
             registration.update(status=status.value, position=position)
             message = self._payload(RegistrationConfirmed if status is Status.confirmed else RegistrationWaitlisted,
                                     event, registration, token, **({"position": position} if position else {}))
@@ -189,23 +202,25 @@ class Registrations:
             raise Refused("Lenkja har gått ut. Meld deg på på nytt.", 410)
         return await self._allocate(event, allocating)
 
-    async def _place(self, event: dict, rid: str) -> tuple[Status, int | None]:
-        """A seat if one is free, else a place on the waiting list; safe to repeat. Refused when full and the
-        event has no waiting list."""
+    async def _place(self, event: dict, rid: str) -> tuple[Status, int | None, dict]:
+        """A seat if one is free, else a place on the waiting list; safe to repeat. Returns where, and the event
+        as it is now. Refused when full without a waiting list, or when the event closed meanwhile (the writes
+        only take places in a published event)."""
         slug = event["_id"]
         placed = await self.store.take_seat(slug, rid)
         if placed is None and event["waitlist_enabled"]:
             placed = await self.store.join_waitlist(slug, rid)
-        placed = placed or await self.store.event(slug)  # placed (or not) by an earlier, interrupted attempt
+        placed = placed or await self.event(slug)  # placed (or not) by an earlier, interrupted attempt
         if (where := domain.placement(placed, rid)) is None:
+            domain.check_window(placed, now())
             raise Refused("Møteplassen er full.")
-        return where
+        return *where, placed
 
     async def _allocate(self, event: dict, registration: dict) -> dict:
         """Give an `allocating` registration (an email just confirmed) its place; safe to repeat."""
         rid = registration["_id"]
         try:
-            status, position = await self._place(event, rid)
+            status, position, event = await self._place(event, rid)
         except Refused:
             await self.store.delete_registration(rid, Status.allocating)  # nothing may stay behind
             raise

@@ -93,16 +93,17 @@ class Store:
             return_document=AFTER))
 
     async def take_seat(self, slug: str, rid: str) -> dict | None:
-        """Give rid a seat if one is free; None when full (or rid already placed)."""
-        return await self.events.find_one_and_update(
-            {"_id": slug, "free": {"$gt": 0}, "seats": {"$nin": [rid]}, "waitlist": {"$nin": [rid]}},
-            {"$push": {"seats": rid}, "$inc": {"free": -1}}, projection={"seats": 1, "waitlist": 1},
-            return_document=AFTER)
+        """Give rid a seat if one is free and the event is open; returns the event after, None when not."""
+        return _read(await self.events.find_one_and_update(
+            {"_id": slug, "status": EventStatus.published.value, "free": {"$gt": 0}, "seats": {"$nin": [rid]},
+             "waitlist": {"$nin": [rid]}},
+            {"$push": {"seats": rid}, "$inc": {"free": -1}}, projection=NO_OUTBOX, return_document=AFTER))
 
     async def join_waitlist(self, slug: str, rid: str) -> dict | None:
-        return await self.events.find_one_and_update(
-            {"_id": slug, "seats": {"$nin": [rid]}, "waitlist": {"$nin": [rid]}},
-            {"$push": {"waitlist": rid}}, projection={"seats": 1, "waitlist": 1}, return_document=AFTER)
+        return _read(await self.events.find_one_and_update(
+            {"_id": slug, "status": EventStatus.published.value, "seats": {"$nin": [rid]},
+             "waitlist": {"$nin": [rid]}},
+            {"$push": {"waitlist": rid}}, projection=NO_OUTBOX, return_document=AFTER))
 
     async def release(self, slug: str, rid: str) -> dict | None:
         """Give back rid's seat or waiting-list place (idempotent); returns the event after."""
