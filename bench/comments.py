@@ -164,6 +164,7 @@ async def run(clients: int, seconds: float) -> None:
             rate, lat = await load(clients, seconds, post)
             rows.append(("POST /threads/{t}/comments", rate, p(lat, 50), p(lat, 99)))
             post_rate = rate
+            await asyncio.sleep(1)  # let the POSTs' background publishing finish before reading
             rate, lat = await load(clients, seconds, lambda n: get({}))
             rows.append(("GET first page (20)", rate, p(lat, 50), p(lat, 99)))
             first_rate, first_p99 = rate, p(lat, 99)
