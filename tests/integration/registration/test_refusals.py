@@ -54,12 +54,14 @@ async def test_body_that_is_not_an_object_is_refused(settings, http, base, creat
     assert await stored_registrations(settings) == 0
 
 
-async def test_the_same_email_twice_is_409(settings, create_event, register):
-    await create_event()
+async def test_the_same_email_twice_is_409_and_holds_nothing(settings, http, base, create_event, register):
+    await create_event(capacity=2)
     await register("innovasjonsjam", person(1))
     error = (await register("innovasjonsjam", person(1, email="DELTAKAR1@baerum.kommune.no"), status=409))["error"]
     assert "alt påmeld" in error["message"]
     assert await stored_registrations(settings) == 1
+    async with http.get(f"{base}/events/innovasjonsjam") as resp:
+        assert (await resp.json())["seats_left"] == 1  # the seat the duplicate took for a moment is back
 
 
 async def test_registration_outside_the_window_is_409(settings, create_event, register):
