@@ -347,8 +347,9 @@ class Registrations:
         return domain.registrations_csv(event, await self.store.registrations_of(slug, {"status": {"$in": active}}))
 
     async def counts(self, slug: str) -> dict[str, int]:
-        await self.event(slug)
-        return await self.store.counts(slug)
+        """Registrations per status; after the retention purge, the counts as they were before it."""
+        event = await self.event(slug)
+        return event.get("final_counts") or await self.store.counts(slug)
 
     async def check_in(self, rid: str) -> dict:
         registration = await self.store.registration(rid)
@@ -394,10 +395,12 @@ class Registrations:
         for event in await self.store.events_keeping_personal_data():
             if not domain.retention_over(event, now()):
                 continue
+            if event["personal_data"] == "kept":  # else a purge cut short: finish it
+                await self.store.start_purge(event["_id"], await self.store.counts(event["_id"]))
             kept = await self.store.registrations_of(event["_id"], {"status": {"$nin": [Status.erased.value]}})
             for registration in kept:
                 await self.erase(registration["_id"], "retention")
-            await self.store.mark_personal_data_purged(event["_id"])
+            await self.store.end_purge(event["_id"])
 
     # The waiting list
 

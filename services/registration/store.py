@@ -194,9 +194,15 @@ class Store:
             projection=NO_OUTBOX, return_document=AFTER)
 
     async def events_keeping_personal_data(self) -> list[dict]:
-        return [_read(doc) for doc in await self.events.find({"personal_data": "kept"}, NO_OUTBOX).to_list()]
+        cursor = self.events.find({"personal_data": {"$in": ["kept", "purging"]}}, NO_OUTBOX)
+        return [_read(doc) for doc in await cursor.to_list()]
 
-    async def mark_personal_data_purged(self, slug: str) -> None:
+    async def start_purge(self, slug: str, counts: dict[str, int]) -> None:
+        """Keep the anonymous counts and mark the purge as begun (once: the first instance's counts stay)."""
+        await self.events.update_one({"_id": slug, "personal_data": "kept"},
+                                     {"$set": {"personal_data": "purging", "final_counts": counts}})
+
+    async def end_purge(self, slug: str) -> None:
         await self.events.update_one({"_id": slug}, {"$set": {"personal_data": "purged"}})
 
     # Guest invites: one document per quota slot, `_id` = event/municipality/slot, so the unique _id is the quota.
