@@ -6,6 +6,7 @@ import jwt
 
 from services.comments.config import CommentsConfig
 from tests.integration.comments.conftest import comment
+from tests.unit.comments.xss import XSS, executable
 
 THREAD = "/arrangement/innovasjon-bærum"
 URL = "/threads/%2Farrangement%2Finnovasjon-b%C3%A6rum/comments"
@@ -298,3 +299,16 @@ async def test_the_moderation_queue_pages_oldest_first(base, http, moderator_hea
         if not (cursor := page["next_cursor"]):
             break
     assert seen == ids
+
+
+async def test_no_xss_payload_comes_back_executable_through_the_api(start_comments, http, moderator_headers):
+    base = await start_comments(CommentsConfig(posts_per_minute=1000, max_links=100))
+    async with http.patch(f"{base}/threads/xss", json={"moderation": "post"}, headers=moderator_headers) as resp:
+        assert resp.status == 200
+    for n, payload in enumerate(XSS):
+        status, created, _ = await post(http, base, comment(body=f"{payload}\n\nnr {n}"),
+                                        thread_url="/threads/xss/comments")
+        assert status == 201 and executable(created["html"]) == [], (payload, created)
+    page = await get(http, base, "/threads/xss/comments", limit="100")
+    assert len(page["comments"]) == len(XSS)
+    assert [(c["html"], executable(c["html"])) for c in page["comments"] if executable(c["html"])] == []
