@@ -14,7 +14,7 @@ from shared.settings import Settings, get_settings
 from .config import RegistrationConfig
 from .flows import Registrations
 from .domain import RateWindow
-from .handlers import CONFIG, RATE_WINDOW, REGISTRATIONS, api
+from .handlers import CONFIG, RATE_WINDOW, REGISTRATIONS, api, refusals
 from .idempotency import KEEP as IDEMPOTENCY_KEEP
 from .idempotency import STORE as IDEMPOTENCY_STORE
 from .idempotency import idempotency
@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None, config: RegistrationConfig | No
                              setup=lambda app, runtime: setup(app, runtime, config))
     app[CONFIG] = config
     app[RATE_WINDOW] = RateWindow()
-    app.middlewares.append(idempotency)  # inside the shared request context: its errors become JSON
+    # Inside the shared request context, which writes their errors as JSON; refusals outermost, so that the
+    # idempotency check's own refusals are translated too.
+    app.middlewares.extend([refusals, idempotency])
     return app
 
 

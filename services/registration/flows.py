@@ -58,7 +58,7 @@ class Registrations:
                                                 body.registration_closes_at))
         status = EventStatus.published if body.published else EventStatus.draft
         doc = {"_id": body.slug, **body.model_dump(exclude={"slug", "published"}), "status": status.value,
-               "sequence": 0, "created_at": now(), "seats": [], "waitlist": []}
+               "sequence": 0, "created_at": now()}
         entries = [self._entry(EventPublished(event=self._info(doc)), body.slug)] if body.published else []
         try:
             await self.store.insert_event(doc, entries)

@@ -47,7 +47,7 @@ def client_ip(request: web.Request, config: RegistrationConfig) -> str:
     return forwarded.split(",")[0].strip() if forwarded else (request.remote or "unknown")
 
 
-async def rate_limit(request: web.Request) -> None:
+def rate_limit(request: web.Request) -> None:
     """Public POSTs per client IP per minute (per instance: the balancer spreads a client over them)."""
     config = request.app[CONFIG]
     hits, left_s = request.app[RATE_WINDOW].hit(client_ip(request, config), datetime.now(UTC))
@@ -56,10 +56,11 @@ async def rate_limit(request: web.Request) -> None:
                        headers={"Retry-After": str(math.ceil(left_s))})
 
 
-async def refusals(call):
-    """Domain refusals become clear JSON errors."""
+@web.middleware
+async def refusals(request: web.Request, handler) -> web.StreamResponse:
+    """A rule's refusal becomes a clear JSON error (inside the shared request context, which writes it)."""
     try:
-        return await call
+        return await handler(request)
     except Refused as exc:
         raise ApiError(exc.status, exc.message, exc.details) from exc
 
@@ -68,7 +69,7 @@ async def refusals(call):
            errors={409: "A møteplass with this slug exists"})
 async def create_event(request: web.Request, body: EventIn, claims: dict) -> EventOut:
     """Create a møteplass (open for registration at once)."""
-    return event_out(await refusals(flows(request).create_event(body)))
+    return event_out(await flows(request).create_event(body))
 
 
 @api.route("PATCH", "/events/{slug}", body=EventUpdate, response=EventOut, roles=ADMIN,
@@ -76,20 +77,20 @@ async def create_event(request: web.Request, body: EventIn, claims: dict) -> Eve
 async def update_event(request: web.Request, body: EventUpdate, claims: dict) -> EventOut:
     """Change a møteplass. A raised capacity promotes from the waiting list at once; a new time or place is
     announced (event.updated)."""
-    return event_out(await refusals(flows(request).update_event(request.match_info["slug"], body)))
+    return event_out(await flows(request).update_event(request.match_info["slug"], body))
 
 
 @api.route("POST", "/events/{slug}/publish", response=EventOut, roles=ADMIN,
            errors={404: "No such møteplass", 409: "Cancelled"})
 async def publish_event(request: web.Request, claims: dict) -> EventOut:
     """Open a draft møteplass for registration (event.published)."""
-    return event_out(await refusals(flows(request).publish_event(request.match_info["slug"])))
+    return event_out(await flows(request).publish_event(request.match_info["slug"]))
 
 
 @api.route("POST", "/events/{slug}/cancel", response=EventOut, roles=ADMIN, errors={404: "No such møteplass"})
 async def cancel_event(request: web.Request, claims: dict) -> EventOut:
     """Cancel a møteplass: every registration is cancelled and everyone told."""
-    return event_out(await refusals(flows(request).cancel_event(request.match_info["slug"])))
+    return event_out(await flows(request).cancel_event(request.match_info["slug"]))
 
 
 @api.route("GET", "/events", response=list[EventOut])
@@ -101,22 +102,22 @@ async def list_events(request: web.Request) -> list[EventOut]:
 @api.route("GET", "/events/{slug}", response=EventOut, errors={404: "No such møteplass"})
 async def get_event(request: web.Request) -> EventOut:
     """One møteplass, with seats left."""
-    return event_out(await refusals(flows(request).event(request.match_info["slug"])))
+    return event_out(await flows(request).event(request.match_info["slug"]))
 
 
 @api.route("POST", "/events/{slug}/registrations", body=RegistrationIn, response=RegistrationOut, status=201,
            errors={404: "No such møteplass", 409: "Already registered, or registration is not open", **RATE_LIMITED})
 async def register(request: web.Request, body: RegistrationIn) -> RegistrationOut:
     """Register: a seat if one is free, else a place on the waiting list. The personal link comes by email."""
-    await rate_limit(request)
-    return registration_out(await refusals(flows(request).register(request.match_info["slug"], body)))
+    rate_limit(request)
+    return registration_out(await flows(request).register(request.match_info["slug"], body))
 
 
 @api.route("GET", "/registrations/{id}", query=TokenQuery, response=RegistrationOut,
            errors={404: "No such registration, or the token does not match"})
 async def view_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:
     """The participant's own registration (secret link from the email)."""
-    return registration_out(await refusals(flows(request).view(request.match_info["id"], query.token)))
+    return registration_out(await flows(request).view(request.match_info["id"], query.token))
 
 
 CONFIRM_PAGE = """<!doctype html><html lang="nn"><meta charset="utf-8"><title>Stadfest påmeldinga</title>
@@ -133,28 +134,28 @@ async def confirm_page(request: web.Request, query: TokenQuery) -> web.Response:
            errors={**NOT_OWN, 410: "The link has expired", **RATE_LIMITED})
 async def confirm_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:
     """Confirm the email address: the registration now takes a seat or a waiting-list place."""
-    await rate_limit(request)
-    return registration_out(await refusals(flows(request).confirm(request.match_info["id"], query.token)))
+    rate_limit(request)
+    return registration_out(await flows(request).confirm(request.match_info["id"], query.token))
 
 
 @api.route("DELETE", "/registrations/{id}", query=TokenQuery, status=204,
            errors={404: "No such registration, or the token does not match", 409: "Cannot be cancelled now"})
 async def cancel_registration(request: web.Request, query: TokenQuery) -> None:
     """Cancel (or leave the waiting list) by the secret link; the seat goes to the first in line at once."""
-    await refusals(flows(request).cancel(request.match_info["id"], query.token))
+    await flows(request).cancel(request.match_info["id"], query.token)
 
 
 @api.route("PATCH", "/registrations/{id}", query=TokenQuery, body=AnswersIn, response=RegistrationOut, errors=NOT_OWN)
 async def change_answers(request: web.Request, query: TokenQuery, body: AnswersIn) -> RegistrationOut:
     """Change one's answers to the møteplass's questions (by the secret link)."""
-    return registration_out(await refusals(flows(request).change_answers(request.match_info["id"], query.token,
-                                                                         body.answers)))
+    return registration_out(await flows(request).change_answers(request.match_info["id"], query.token,
+                                                                         body.answers))
 
 
 @api.route("GET", "/registrations/{id}/data", query=TokenQuery, errors=NOT_OWN)
 async def download_own_data(request: web.Request, query: TokenQuery) -> web.Response:
     """Everything stored about the participant, as JSON to keep (by the secret link)."""
-    data = await refusals(flows(request).own_data(request.match_info["id"], query.token))
+    data = await flows(request).own_data(request.match_info["id"], query.token)
     return web.json_response(to_jsonable_python(data), headers={
         "Content-Disposition": f'attachment; filename="moteplass-{request.match_info["id"]}.json"'})
 
@@ -162,14 +163,14 @@ async def download_own_data(request: web.Request, query: TokenQuery) -> web.Resp
 @api.route("DELETE", "/registrations/{id}/data", query=TokenQuery, status=204, errors=NOT_OWN)
 async def erase_own_data(request: web.Request, query: TokenQuery) -> None:
     """Erase one's own data (by the secret link); a seat held goes to the first in line."""
-    await refusals(flows(request).erase(request.match_info["id"], "request", token=query.token))
+    await flows(request).erase(request.match_info["id"], "request", token=query.token)
 
 
 @api.route("GET", "/events/{slug}/registrations", query=RegistrationFilter, response=RegistrationPage, roles=ADMIN,
            errors={404: "No such møteplass"})
 async def list_registrations(request: web.Request, query: RegistrationFilter, claims: dict) -> RegistrationPage:
     """An event's registrations in arrival order, filtered, a page at a time."""
-    items, cursor = await refusals(flows(request).registrations_of(request.match_info["slug"], query))
+    items, cursor = await flows(request).registrations_of(request.match_info["slug"], query)
     return RegistrationPage(items=[registration_out(r) for r in items], next_cursor=cursor)
 
 
@@ -177,7 +178,7 @@ async def list_registrations(request: web.Request, query: RegistrationFilter, cl
 async def export_registrations(request: web.Request, claims: dict) -> web.Response:
     """The participant list for Excel (UTF-8 with BOM, Norwegian headers, one column per question)."""
     slug = request.match_info["slug"]
-    text = await refusals(flows(request).export(slug))
+    text = await flows(request).export(slug)
     return web.Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{slug}.csv"'})
 
@@ -185,20 +186,20 @@ async def export_registrations(request: web.Request, claims: dict) -> web.Respon
 @api.route("GET", "/events/{slug}/counts", response=dict[str, int], roles=ADMIN, errors={404: "No such møteplass"})
 async def count_registrations(request: web.Request, claims: dict) -> dict[str, int]:
     """How many registrations there are in each status."""
-    return await refusals(flows(request).counts(request.match_info["slug"]))
+    return await flows(request).counts(request.match_info["slug"])
 
 
 @api.route("POST", "/registrations/{id}/check-in", response=RegistrationOut, roles=ADMIN,
            errors={404: "No such registration", 409: "Not a confirmed participant"})
 async def check_in(request: web.Request, claims: dict) -> RegistrationOut:
     """Check a participant in at the door."""
-    return registration_out(await refusals(flows(request).check_in(request.match_info["id"])))
+    return registration_out(await flows(request).check_in(request.match_info["id"]))
 
 
 @api.route("POST", "/registrations/{id}/erase", status=204, roles=ADMIN, errors={404: "No such registration"})
 async def erase_registration(request: web.Request, claims: dict) -> None:
     """Erase a person's data on their request (GDPR); other services are told to erase their copies."""
-    await refusals(flows(request).erase(request.match_info["id"], "request"))
+    await flows(request).erase(request.match_info["id"], "request")
 
 
 @api.route("POST", "/registrations/{id}/guest-invites", query=TokenQuery, body=GuestInviteIn, response=GuestInviteOut,
@@ -206,7 +207,7 @@ async def erase_registration(request: web.Request, claims: dict) -> None:
                                **RATE_LIMITED})
 async def invite_guest(request: web.Request, query: TokenQuery, body: GuestInviteIn) -> GuestInviteOut:
     """Invite one guest from outside one's municipality; the guest gets a single-use code by email."""
-    await rate_limit(request)
-    invite = await refusals(flows(request).invite_guest(request.match_info["id"], query.token, body.email))
+    rate_limit(request)
+    invite = await flows(request).invite_guest(request.match_info["id"], query.token, body.email)
     return GuestInviteOut(event_slug=invite["event_slug"], municipality=invite["municipality_name"],
                           guest_email=invite["guest_email"])

@@ -9,7 +9,6 @@ from aiohttp import web
 from shared.http import ApiError
 
 from . import domain
-from .domain import Refused
 from .store import Store
 
 HEADER = "Idempotency-Key"
@@ -32,10 +31,7 @@ async def idempotency(request: web.Request, handler) -> web.StreamResponse:
     fingerprint = domain.fingerprint(request.query_string, await request.read())
     prior = await store.begin_request(record_id, fingerprint, datetime.now(UTC) + request.app[KEEP], LEASE_S)
     if prior is not None:
-        try:
-            first = domain.replay(prior, fingerprint)
-        except Refused as exc:
-            raise ApiError(exc.status, exc.message, exc.details) from exc
+        first = domain.replay(prior, fingerprint)
         return web.Response(status=first["status"], text=first["body"], content_type=first["content_type"],
                             headers={"Idempotent-Replayed": "true"})
     try:
