@@ -367,6 +367,6 @@ async def import_thread(request: web.Request, body: domain.ThreadImport, claims:
     ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
     docs = domain.imported(thread_id, body.comments, ctx.config.max_depth)
     await ctx.store.ensure_thread(thread_id)
-    count = await ctx.store.insert_many([d | {"outbox": []} for d in docs])
+    count = await ctx.store.insert_many(docs)
     ctx.cache.drop(thread_id)
     return Imported(imported=count, skipped=len(docs) - count)

@@ -6,15 +6,14 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from shared import outbox
 from shared.messages import CloudEvent
 from shared.messages.comments import CommentStatus
 
 from .domain import SORT_KEYS, Sort
-
 
 DUPLICATE_KEY = 11000
 
@@ -46,7 +45,7 @@ class Store:
         # The dev store (nx-27017) uses single-field indexes only; MongoDB prefers the compound ones above.
         await self.comments.create_index("order")
         await self.comments.create_index("root_id")
-        await self.comments.create_index([("parent_id", ASCENDING)])
+        await self.comments.create_index("parent_id")
         await self.comments.create_index([("status", ASCENDING), ("order", ASCENDING)])
         await self.comments.create_index([("thread_id", ASCENDING), ("status", ASCENDING)])
         await self.comments.create_index([("email", ASCENDING), ("status", ASCENDING)])
@@ -93,6 +92,8 @@ class Store:
         """Insert what can be; returns how many were (the rest repeat a text already in their thread)."""
         if not docs:
             return 0
+        # Every comment holds an outbox array: nx-27017 cannot add entries to a missing one.
+        docs = [{"outbox": [], **doc} for doc in docs]
         try:
             return len((await self.comments.insert_many(docs, ordered=False)).inserted_ids)
         except BulkWriteError as exc:
