@@ -61,24 +61,23 @@ class Notifier:
                 if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
                     await self.store.move_reminders(data.event.model_dump(), due.timestamp())
                 else:  # moved so close that the reminder time has passed: the update mail says it all
-                    await self.store.cancel_reminders({"event.slug": data.event.slug})
+                    await self.store.cancel_reminders(data.event.slug)
                 attendees = await self.store.attendees_of(data.event.slug)
                 mails = domain.plan_event_update(data.event, attendees, data.changed, data.previous_starts_at)
             case EventCancelled():
-                await self.store.cancel_reminders({"event.slug": data.event.slug})
+                await self.store.cancel_reminders(data.event.slug)
         await self.deliver_all(event.id, mails, event.correlationid)
 
     async def track(self, data: RegistrationPayload, as_of: datetime) -> None:
-        """Remember the registration (to tell it about changes) and keep its reminder in step."""
-        fields = domain.attendee(data)
-        if not await self.store.remember_attendee(data.registration_id, fields, as_of.timestamp()):
-            return  # an older message arriving late: the newer state already decided the reminder
+        """Remember the registration (to tell it about changes) and keep its reminder in step, in one write."""
+        fields = {**domain.attendee(data), "event": data.event.model_dump()}
         if isinstance(data, RegistrationConfirmed | RegistrationPromoted):
             if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
-                await self.store.schedule_reminder(data.registration_id,
-                                                   {**fields, "event": data.event.model_dump()}, due.timestamp())
+                fields |= {"reminder": "scheduled", "due_ts": due.timestamp(), "lease_until_ts": None}
         elif isinstance(data, RegistrationCancelled):
-            await self.store.cancel_reminders({"_id": data.registration_id})
+            fields["reminder"] = "cancelled"
+        # An older message arriving late (say from a retry queue) changes nothing: the newer state decided.
+        await self.store.remember_attendee(data.registration_id, fields, as_of.timestamp())
 
     async def deliver_all(self, message_id: str, mails: list[Mail], correlation_id: str | None = None) -> None:
         """Send every mail of a message; if any failed transiently, raise so the message comes back later (the

@@ -14,8 +14,9 @@ from shared.settings import Settings, SmtpSecurity
 
 from .domain import is_permanent
 
-# Connections kept open to the SMTP server: sends overlap with the store writes around them.
-POOL_SIZE = 4
+# Connections kept open to the SMTP server. A mail is claimed with a connection in hand, so this many claims
+# (store writes) overlap with the SMTP conversations of the others.
+POOL_SIZE = 16
 # Python's header refolding drops the quotes around a display name it folds, which turns a name holding an
 # address into a second recipient. Headers here stay far below 998 characters (render caps names), so they are
 # written unfolded rather than refolded at 78.

@@ -1,5 +1,5 @@
 """All MongoDB access of the notifications service: the notification records (which double as the claim that
-makes a mail go out once), the attendees it keeps informed, scheduled reminders and unsubscriptions.
+makes a mail go out once), the attendees it keeps informed with their scheduled reminders, and unsubscriptions.
 
 Written to work the same on MongoDB and on nx-27017 0.8.1, the local stand-in, which stores a datetime written by
 an update ($set) as a string and ignores $setOnInsert in findAndModify: times that change or are compared are kept
@@ -27,7 +27,6 @@ class Store:
     def __init__(self, db: AsyncDatabase):
         self.notifications = db["notifications"]
         self.attendees = db["attendees"]
-        self.reminders = db["reminders"]
         self.unsubscribes = db["unsubscribes"]
 
     async def ensure_indexes(self) -> None:
@@ -37,8 +36,7 @@ class Store:
             await self.notifications.create_index(field)
         await self.attendees.create_index("event_slug")
         await self.attendees.create_index("email")
-        await self.reminders.create_index([("status", ASCENDING), ("due_ts", ASCENDING)])
-        await self.reminders.create_index("event.slug")
+        await self.attendees.create_index([("reminder", ASCENDING), ("due_ts", ASCENDING)])
 
     # --- notifications: claim → sent | failed | retrying ----------------------------------------------------
 
@@ -106,11 +104,12 @@ class Store:
                 {"$set": {"recipient": f"erased:{doc['_id']}", "erased": True, OUTBOX: []}})
             erased += 1
         await self.attendees.delete_many({"email": email})
-        await self.reminders.delete_many({"email": email})
         await self.unsubscribes.delete_many({"email": email})
         return erased
 
-    # --- attendees: who hears about changes to a møteplass --------------------------------------------------
+    # --- attendees: who hears about changes to a møteplass, and their reminder -----------------------------
+    # One document per registration holds both, so a registration message costs one write. The reminder is
+    # scheduled in the store, so it survives restarts, and taken with a lease, so it fires once among replicas.
 
     async def remember_attendee(self, registration_id: str, fields: dict, as_of: float) -> bool:
         """Keep the newest state of a registration; False when a newer one is already recorded (an older
@@ -125,33 +124,27 @@ class Store:
     async def attendees_of(self, event_slug: str) -> list[dict]:
         return await self.attendees.find({"event_slug": event_slug}).to_list()
 
-    # --- reminders: scheduled in the store, so they survive restarts and fire once --------------------------
-
-    async def schedule_reminder(self, registration_id: str, fields: dict, due: float) -> None:
-        await self.reminders.update_one(
-            {"_id": registration_id},
-            {"$set": {**fields, "due_ts": due, "status": "scheduled", "lease_until_ts": None}}, upsert=True)
-
-    async def cancel_reminders(self, query: dict) -> None:
-        await self.reminders.update_many({**query, "status": {"$ne": "sent"}}, {"$set": {"status": "cancelled"}})
+    async def cancel_reminders(self, event_slug: str) -> None:
+        await self.attendees.update_many({"event_slug": event_slug, "reminder": {"$in": ["scheduled", "sending"]}},
+                                         {"$set": {"reminder": "cancelled"}})
 
     async def move_reminders(self, event: dict, due: float) -> None:
         """The time or place changed: remind again of the new version (a new sequence makes a new mail)."""
-        await self.reminders.update_many(
-            {"event.slug": event["slug"], "event.sequence": {"$lt": event["sequence"]},
-             "status": {"$in": ["scheduled", "sent"]}},
-            {"$set": {"event": event, "due_ts": due, "status": "scheduled", "lease_until_ts": None}})
+        await self.attendees.update_many(
+            {"event_slug": event["slug"], "event.sequence": {"$lt": event["sequence"]},
+             "reminder": {"$in": ["scheduled", "sent"]}},
+            {"$set": {"event": event, "due_ts": due, "reminder": "scheduled", "lease_until_ts": None}})
 
     async def take_due_reminder(self, now: float, lease_s: float) -> dict | None:
-        return await self.reminders.find_one_and_update(
-            {"$or": [{"status": "scheduled", "due_ts": {"$lte": now}},
-                     {"status": "sending", "lease_until_ts": {"$lt": now}}]},
-            {"$set": {"status": "sending", "lease_until_ts": now + lease_s}},
+        return await self.attendees.find_one_and_update(
+            {"$or": [{"reminder": "scheduled", "due_ts": {"$lte": now}},
+                     {"reminder": "sending", "lease_until_ts": {"$lt": now}}]},
+            {"$set": {"reminder": "sending", "lease_until_ts": now + lease_s}},
             sort=[("due_ts", ASCENDING)], return_document=ReturnDocument.AFTER)
 
     async def reminder_done(self, registration_id: str) -> None:
-        await self.reminders.update_one({"_id": registration_id, "status": "sending"},
-                                        {"$set": {"status": "sent", "lease_until_ts": None}})
+        await self.attendees.update_one({"_id": registration_id, "reminder": "sending"},
+                                        {"$set": {"reminder": "sent", "lease_until_ts": None}})
 
     # --- unsubscriptions ------------------------------------------------------------------------------------
 
