@@ -138,3 +138,9 @@ def test_rate_window_counts_per_key_and_starts_afresh_each_window():
     assert window.hit("10.0.0.1", start + timedelta(seconds=20))[0] == 2
     assert window.hit("10.0.0.2", start)[0] == 1
     assert window.hit("10.0.0.1", start + timedelta(seconds=55)) == (1, 55)  # 12:01:05, a new window
+
+
+def test_a_registration_id_tells_when_it_was_made():
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    made = domain.created_at(domain.new_registration_id())
+    assert before <= made <= datetime.now(UTC)
