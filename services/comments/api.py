@@ -183,10 +183,14 @@ async def edit_comment(request: web.Request, body: domain.CommentEdit):
         raise ApiError(409, text("gone", lang))
     changes = {"body": body.body, "html": domain.render(body.body), "edited_at": datetime.now(UTC),
                "fingerprint": domain.fingerprint(body.body)}
+    thread = await ctx.thread(doc["thread_id"]) or {}
+    status, held = domain.status_after_edit(
+        doc["status"], moderation=thread.get("moderation", "pre"), links=domain.count_links(body.body),
+        max_links=ctx.config.max_links, auto_approve_known=ctx.config.auto_approve_known)
     events = []
-    if doc["status"] == CommentStatus.approved and domain.count_links(body.body) > ctx.config.max_links:
-        changes |= {"status": CommentStatus.pending, "listed": False}
-        events.append(await ctx.status_event({**doc, **changes}, request, "too_many_links"))
+    if status != doc["status"]:
+        changes |= {"status": status, "listed": domain.listed(status, False)}
+        events.append(await ctx.status_event({**doc, **changes}, request, held))
     try:
         updated = await ctx.store.update(doc["_id"], {"status": doc["status"]}, changes, events)
     except DuplicateKeyError as exc:

@@ -234,6 +234,16 @@ def initial_status(*, moderation: str, links: int, max_links: int, honeypot: boo
     return CommentStatus.pending, "pre_moderation"
 
 
+def status_after_edit(status: CommentStatus, *, moderation: str, links: int, max_links: int,
+                      auto_approve_known: bool) -> tuple[CommentStatus, str | None]:
+    """A published comment, once edited, is vetted like a new one from an author with an approved comment (so
+    pre-moderation holds it again); a pending one simply stays in the queue."""
+    if status != CommentStatus.approved:
+        return status, None
+    return initial_status(moderation=moderation, links=links, max_links=max_links, honeypot=False,
+                          known_author=True, auto_approve_known=auto_approve_known)
+
+
 TRANSITIONS: dict[Action, tuple[CommentStatus, set[CommentStatus]]] = {
     Action.approve: (CommentStatus.approved, {CommentStatus.pending, CommentStatus.rejected, CommentStatus.spam}),
     Action.reject: (CommentStatus.rejected, {CommentStatus.pending, CommentStatus.approved}),

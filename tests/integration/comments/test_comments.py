@@ -207,6 +207,10 @@ async def test_author_edits_and_deletes_with_the_edit_token(base, http, moderato
     async with http.patch(comment_url, json={"body": "Retta **her**"}, headers=token) as resp:
         assert resp.status == 200 and (await resp.json())["html"] == "<p>Retta <strong>her</strong></p>\n"
     await moderate(http, base, moderator_headers, "approve", created["id"])
+    async with http.patch(comment_url, json={"body": "Retta igjen"}, headers=token) as resp:
+        assert (await resp.json())["status"] == "pending"  # pre-moderation vets an edit again
+    assert (await get(http, base))["comments"] == []
+    await moderate(http, base, moderator_headers, "approve", created["id"])
     reply = await published(http, base, moderator_headers, parent_id=created["id"], body="Eit svar")
     async with http.delete(comment_url, headers=token) as resp:
         assert resp.status == 204

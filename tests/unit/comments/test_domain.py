@@ -209,3 +209,15 @@ def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
     assert by_body["orphan"]["depth"] == 0 and by_body["orphan"]["parent_id"] is None
     assert all(doc["thread_id"] == "ny" and doc["_id"].generation_time == at + timedelta(minutes=n)
                for n, doc in enumerate([a, b, c, d]))
+
+
+@pytest.mark.parametrize("status,moderation,links,auto,expected", [
+    (CommentStatus.pending, "pre", 0, False, (CommentStatus.pending, None)),
+    (CommentStatus.approved, "pre", 0, False, (CommentStatus.pending, "pre_moderation")),
+    (CommentStatus.approved, "pre", 0, True, (CommentStatus.approved, None)),
+    (CommentStatus.approved, "post", 0, False, (CommentStatus.approved, None)),
+    (CommentStatus.approved, "post", 3, True, (CommentStatus.pending, "too_many_links")),
+])
+def test_an_edited_comment_is_vetted_again_where_new_ones_are(status, moderation, links, auto, expected):
+    assert domain.status_after_edit(status, moderation=moderation, links=links, max_links=2,
+                                    auto_approve_known=auto) == expected
