@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
 from shared.auth import Role
@@ -286,7 +286,7 @@ class QueuedComment(BaseModel):
     thread_id: str
     parent_id: str | None
     author_name: str
-    email: EmailStr | None = Field(default=None, description="For moderators only")
+    email: str | None = Field(default=None, description="For moderators only (none once erased)")
     body: str
     html: str
     status: CommentStatus

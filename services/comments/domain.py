@@ -364,7 +364,7 @@ class ExportedComment(BaseModel):
     id: str
     reply_to: str | None = Field(default=None, description="The comment this one answered (an id in the export)")
     author_name: str = Field(max_length=NAME_MAX)
-    email: str | None = Field(default=None, max_length=254)
+    email: Email | None = None
     body: str = Field(max_length=BODY_MAX)
     status: CommentStatus
     created_at: AwareDatetime
