@@ -47,6 +47,9 @@ async def test_an_erased_person_is_anonymised_once_and_the_thread_keeps_its_shap
     [shown] = (await get(http, base, URL))["comments"]
     assert (shown["id"], shown["author_name"]) == (top, "Anonym")
     assert [(r["id"], r["author_name"]) for r in shown["replies"]] == [(reply, "Ola")]
+    async with http.get(f"{base}/moderation/comments", headers=moderator_headers) as resp:
+        [queued] = (await resp.json())["comments"]
+    assert (queued["author_name"], queued["email"], queued["body"]) == ("Anonym", None, "Ventar framleis")
 
 
 async def test_an_author_anonymises_their_comments_with_a_mailed_signed_link(base, http, settings, tap,
