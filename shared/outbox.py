@@ -4,6 +4,7 @@ periodically for entries a crashed or disconnected process left behind, so no ev
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -34,6 +35,14 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+async def _or_defer(flushing: Awaitable[None]) -> None:
+    """Publish now if the broker is there; otherwise the relay will (the entries are safe in the store)."""
+    try:
+        await flushing
+    except Exception:
+        log.warning("publish deferred to the outbox relay", exc_info=True)
+
+
 class Outbox:
     def __init__(self, bus: Bus, collections: list[AsyncCollection], grace: timedelta = timedelta(seconds=5)):
         self.bus = bus
@@ -47,17 +56,30 @@ class Outbox:
 
     async def flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
         """Publish entries (confirmed by the broker) and only then remove them from the document."""
-        for item in entries:
-            await self.bus.publish_raw(item["routing_key"], item["body"].encode(), item["id"], item["type"])
+        await self._publish(entries)
         if entries:
             await collection.update_one({"_id": doc_id}, {"$pull": {FIELD: {"id": {"$in": [e["id"] for e in entries]}}}})
 
+    async def _publish(self, entries: list[dict]) -> None:
+        for item in entries:  # one after the other: a document's messages keep their order
+            await self.bus.publish_raw(item["routing_key"], item["body"].encode(), item["id"], item["type"])
+
     async def try_flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
         """Publish now if the broker is there; otherwise the relay will (the entries are safe in the store)."""
-        try:
-            await self.flush(collection, doc_id, entries)
-        except Exception:
-            log.warning("publish deferred to the outbox relay", exc_info=True)
+        await _or_defer(self.flush(collection, doc_id, entries))
+
+    async def flush_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
+        """`flush` for many documents of one collection at once: the documents' entries published concurrently
+        (each confirmed by the broker), then all removed in one write."""
+        await asyncio.gather(*(self._publish(items) for _, items in batch))
+        entries = [item for _, items in batch for item in items]
+        if entries:
+            await collection.update_many({"_id": {"$in": [doc_id for doc_id, _ in batch]}},
+                                         {"$pull": {FIELD: {"id": {"$in": [e["id"] for e in entries]}}}})
+
+    async def try_flush_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
+        """`try_flush` for many documents of one collection at once."""
+        await _or_defer(self.flush_many(collection, batch))
 
     async def sweep(self, grace: timedelta | None = None) -> int:
         cutoff = datetime.now(UTC) - (self.grace if grace is None else grace)

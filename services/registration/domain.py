@@ -280,6 +280,23 @@ def placement(event: dict, registration_id: str) -> tuple[Status, int | None] | 
     return None
 
 
+def allocation(free: int, arrivals: int, waitlist_enabled: bool) -> tuple[int, int]:
+    """How arrivals, in arrival order, are placed when `free` seats are left: (seats, waiting) — the first
+    `seats` get a seat, the next `waiting` join the waiting list in that order, and any after them are refused
+    (full, without a waiting list)."""
+    seats = min(free, arrivals)
+    return seats, arrivals - seats if waitlist_enabled else 0
+
+
+def batch_placement(waitlist_length: int, seats: int, waiting: int, arrivals: int
+                    ) -> list[tuple[Status, int | None] | None]:
+    """Where each of a batch of arrivals placed by `allocation` stands, given the waiting list's length after the
+    batch joined it (its waiters are the last `waiting` on it); None when refused (full)."""
+    first = waitlist_length - waiting + 1
+    return ([(Status.confirmed, None)] * seats + [(Status.waitlisted, first + i) for i in range(waiting)]
+            + [None] * (arrivals - seats - waiting))
+
+
 def cancel_reason(status: str) -> str:
     return "left_waiting_list" if status == Status.waitlisted else "participant"
 

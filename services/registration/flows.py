@@ -18,6 +18,7 @@ from shared.settings import Settings
 
 from . import domain
 from .api import EventIn, EventUpdate, RegistrationFilter, RegistrationIn
+from .batching import GroupCommit
 from .domain import EventStatus, Refused, Status
 from .store import Duplicate, Store
 
@@ -36,6 +37,10 @@ class Registrations:
         self.store, self.outbox, self.settings, self.source = store, outbox, settings, source
         self.confirmation_valid, self.orphan_after = confirmation_valid, orphan_after
         self._recent: dict[str, tuple[float, dict]] = {}
+        # The hot path's writes are group commits (see batching): places per event, inserts and publishing for all.
+        self._placing: dict[str, GroupCommit[str, tuple[Status, int | None, dict]]] = {}
+        self._inserting = GroupCommit(lambda batch: self.store.insert_registrations(batch))
+        self._flushing = GroupCommit(self._flush_registrations)
 
     def _entry(self, payload, subject: str) -> dict:
         event: CloudEvent = make_event(payload, source=self.source, subject=subject,
@@ -176,19 +181,38 @@ class Registrations:
         else:
             # The place first, then the registration with its message in one insert: two writes. A crash between
             # them leaves a place without a registration, which the reconciler gives back (orphan).
-            status, position, event = await self._place(event, rid)
+            placing = self._placing.get(slug) or self._placing.setdefault(
+                slug, GroupCommit(lambda rids: self._place_new(slug, rids)))
+            status, position, event = await placing.submit(rid)
             registration.update(status=status.value, position=position)
             message = self._payload(RegistrationConfirmed if status is Status.confirmed else RegistrationWaitlisted,
                                     event, registration, token, **({"position": position} if position else {}))
         entries = [self._entry(message, rid)]
-        try:
-            await self.store.insert_registration(registration, entries)
-        except Duplicate:
+        if not await self._inserting.submit((registration, entries)):
             if registration["status"] != Status.pending_confirmation:
                 await self.promote_waiting(await self.store.release(slug, rid))
-            raise Refused("Denne e-postadressa er alt påmeld til møteplassen.") from None
-        await self.outbox.try_flush(self.store.registrations, rid, entries)
+            raise Refused("Denne e-postadressa er alt påmeld til møteplassen.")
+        await self._flushing.submit((rid, entries))
         return registration
+
+    async def _place_new(self, slug: str, rids: list[str]) -> list[tuple[Status, int | None, dict] | Refused]:
+        """Places for a batch of new registrations, in arrival order, in one write on the event: a compare-and-set
+        on its free seats, retried on fresh data when another instance or an admin changed them first."""
+        event = await self._recent_event(slug)
+        while True:
+            seats, waiting = domain.allocation(event["free"], len(rids), event["waitlist_enabled"])
+            placed = await self.store.take_places(slug, event["free"], rids[:seats], rids[seats:seats + waiting])
+            if placed is not None:
+                break
+            event = await self.event(slug)
+            domain.check_window(event, now())  # closed meanwhile: the whole batch is refused
+        self._recent[slug] = (self._recent[slug][0], placed)  # the freshest count for the next batch
+        return [(*where, placed) if where else Refused("Møteplassen er full.")
+                for where in domain.batch_placement(len(placed["waitlist"]), seats, waiting, len(rids))]
+
+    async def _flush_registrations(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
+        await self.outbox.try_flush_many(self.store.registrations, batch)
+        return [None] * len(batch)
 
     async def confirm(self, rid: str, token: str) -> dict:
         """The link in the double opt-in email: take a seat (or a waiting-list place) now, in confirmation order."""

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared import outbox
 
@@ -25,6 +25,7 @@ from .domain import EventStatus, Status
 AFTER = ReturnDocument.AFTER
 SCHEDULE = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 NO_OUTBOX = {outbox.FIELD: 0}
+DUPLICATE_KEY = 11000
 
 
 def _stored(event: dict) -> dict:
@@ -99,6 +100,15 @@ class Store:
              "waitlist": {"$nin": [rid]}},
             {"$push": {"seats": rid}, "$inc": {"free": -1}}, projection=NO_OUTBOX, return_document=AFTER))
 
+    async def take_places(self, slug: str, free: int, seated: list[str], waiting: list[str]) -> dict | None:
+        """Give a batch of new registrations their places at once, if the event is open and still has exactly
+        `free` seats (compare-and-set: a lost race, None, is retried on fresh data): seats to `seated`, the
+        waiting list to `waiting`, each in its order. Returns the event after."""
+        return _read(await self.events.find_one_and_update(
+            {"_id": slug, "status": EventStatus.published.value, "free": free},
+            {"$push": {"seats": {"$each": seated}, "waitlist": {"$each": waiting}}, "$inc": {"free": -len(seated)}},
+            projection=NO_OUTBOX, return_document=AFTER))
+
     async def join_waitlist(self, slug: str, rid: str) -> dict | None:
         return _read(await self.events.find_one_and_update(
             {"_id": slug, "status": EventStatus.published.value, "seats": {"$nin": [rid]},
@@ -124,11 +134,20 @@ class Store:
 
     # Registrations
 
-    async def insert_registration(self, doc: dict, entries: list[dict]) -> None:
+    async def insert_registrations(self, batch: list[tuple[dict, list[dict]]]) -> list[bool]:
+        """Store registrations, each with its outbox entries, in one round trip; says of each whether it was
+        stored (False: that email is already registered for the event, the others are stored all the same)."""
+        ts = time.time()
         try:
-            await self.registrations.insert_one({**doc, "updated_ts": time.time(), outbox.FIELD: entries})
-        except DuplicateKeyError as exc:
-            raise Duplicate from exc
+            await self.registrations.insert_many(
+                [{**doc, "updated_ts": ts, outbox.FIELD: entries} for doc, entries in batch], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details["writeErrors"]
+            if any(error["code"] != DUPLICATE_KEY for error in errors):
+                raise
+            duplicates = {error["index"] for error in errors}
+            return [i not in duplicates for i in range(len(batch))]
+        return [True] * len(batch)
 
     async def delete_registration(self, rid: str, status: Status) -> None:
         await self.registrations.delete_one({"_id": rid, "status": status.value})
