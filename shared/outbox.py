@@ -4,6 +4,7 @@ periodically for entries a crashed or disconnected process left behind, so no ev
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,10 @@ from .messages import CloudEvent
 
 log = logging.getLogger(__name__)
 FIELD = "outbox"
+# Unix time of the oldest entry a document may still hold; indexed (sparse), so the relay reads only documents
+# that may have something to publish instead of the whole collection. The sweep removes it once the outbox is
+# empty. A number, not a datetime: nx-27017 stores datetimes written by update operators as strings.
+DUE = "outbox_due"
 
 
 def entry(event: CloudEvent) -> dict:
@@ -26,8 +31,13 @@ def add(entries: list[dict]) -> dict:
     """The update operator that appends outbox entries. $addToSet rather than $push: nx-27017 0.8.1 stores
     $push-ed sub-documents as JSON strings (which the sweep then cannot find). Entries carry unique ids, so on
     MongoDB both mean the same. Unlike MongoDB, nx-27017's $addToSet does not create a missing array: create
-    documents with `outbox: []`."""
-    return {"$addToSet": {FIELD: {"$each": entries}}}
+    documents with `holding`."""
+    return {"$addToSet": {FIELD: {"$each": entries}}, "$min": {DUE: time.time()}}
+
+
+def holding(entries: list[dict]) -> dict:
+    """The outbox fields of a new document (insert it with these, even with no entries)."""
+    return {FIELD: entries, DUE: time.time()} if entries else {FIELD: []}
 
 
 def _aware(moment: datetime) -> datetime:
@@ -52,7 +62,7 @@ class Outbox:
 
     async def ensure_indexes(self) -> None:
         for collection in self.collections:
-            await collection.create_index(f"{FIELD}.created_at", sparse=True)
+            await collection.create_index(DUE, sparse=True)
 
     async def flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
         """Publish entries (confirmed by the broker) and only then remove them from the document."""
@@ -83,16 +93,17 @@ class Outbox:
 
     async def sweep(self, grace: timedelta | None = None) -> int:
         cutoff = datetime.now(UTC) - (self.grace if grace is None else grace)
+        may_hold = {DUE: {"$lte": cutoff.timestamp()}}
         published = 0
         for collection in self.collections:
-            # nx-27017 (the local store) cannot compare fields inside arrays ("outbox.created_at" $lte matches
-            # nothing there), so find the documents that hold entries and pick the due ones here.
-            cursor = collection.find({"$nor": [{FIELD: {"$size": 0}}, {FIELD: {"$exists": False}}]}, {FIELD: 1})
-            async for doc in cursor:
-                due = [e for e in doc[FIELD] if _aware(e["created_at"]) <= cutoff]
+            async for doc in collection.find(may_hold, {FIELD: 1}):
+                # Entries are filtered here, not in the query: nx-27017 cannot compare fields inside arrays.
+                due = [e for e in doc.get(FIELD, []) if _aware(e["created_at"]) <= cutoff]
                 if due:
                     await self.flush(collection, doc["_id"], due)
                     published += len(due)
+            # Atomic per document: one that gained an entry meanwhile is not empty and keeps its mark.
+            await collection.update_many({**may_hold, FIELD: {"$size": 0}}, {"$unset": {DUE: ""}})
         if published:
             log.info("outbox relay published %d event(s)", published)
         return published

@@ -84,7 +84,7 @@ class Store:
     # ---- comments ----
 
     async def insert(self, doc: dict, events: list[CloudEvent]) -> dict:
-        doc["outbox"] = [outbox.entry(e) for e in events]
+        doc.update(outbox.holding([outbox.entry(e) for e in events]))
         await self.comments.insert_one(doc)
         return doc
 
@@ -93,7 +93,7 @@ class Store:
         if not docs:
             return 0
         # Every comment holds an outbox array: nx-27017 cannot add entries to a missing one.
-        docs = [{"outbox": [], **doc} for doc in docs]
+        docs = [{**outbox.holding([]), **doc} for doc in docs]
         try:
             return len((await self.comments.insert_many(docs, ordered=False)).inserted_ids)
         except BulkWriteError as exc:
@@ -161,7 +161,7 @@ class Store:
         return await self.comments.count_documents({"email": email})
 
     async def request_erasure(self, event: CloudEvent) -> dict:
-        doc = {"_id": event.id, "created_at": datetime.now(UTC), "outbox": [outbox.entry(event)]}
+        doc = {"_id": event.id, "created_at": datetime.now(UTC), **outbox.holding([outbox.entry(event)])}
         await self.erasure_requests.insert_one(doc)
         return doc
 

@@ -14,7 +14,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.outbox import FIELD as OUTBOX, add as outbox_add
+from shared.outbox import FIELD as OUTBOX, add as outbox_add, holding as outbox_holding
 
 from .domain import Mail, Status
 
@@ -46,7 +46,7 @@ class Store:
         record = {"_id": ObjectId(), **key(message_id, mail), "status": Status.sending.value, "attempts": 1,
                   "lease_until_ts": now + lease_s, "updated_ts": now, "event_slug": mail.event_slug,
                   "registration_id": mail.registration_id, "language": mail.language.value,
-                  "created_at": datetime.fromtimestamp(now, UTC), OUTBOX: []}
+                  "created_at": datetime.fromtimestamp(now, UTC), **outbox_holding([])}
         try:
             await self.notifications.insert_one(record)
             return record

@@ -61,7 +61,7 @@ class Store:
     async def insert_event(self, doc: dict, entries: list[dict]) -> None:
         try:
             await self.events.insert_one({**_stored(doc), "seats": [], "waitlist": [], "free": doc["capacity"],
-                                          "version": 0, "personal_data": "kept", outbox.FIELD: entries})
+                                          "version": 0, "personal_data": "kept", **outbox.holding(entries)})
         except DuplicateKeyError as exc:
             raise Duplicate from exc
 
@@ -140,7 +140,7 @@ class Store:
         ts = time.time()
         try:
             await self.registrations.insert_many(
-                [{**doc, "updated_ts": ts, outbox.FIELD: entries} for doc, entries in batch], ordered=False)
+                [{**doc, "updated_ts": ts, **outbox.holding(entries)} for doc, entries in batch], ordered=False)
         except BulkWriteError as exc:
             errors = exc.details["writeErrors"]
             if any(error["code"] != DUPLICATE_KEY for error in errors):
@@ -232,7 +232,7 @@ class Store:
         for slot in range(slots):
             invite_id = f"{slug}/{municipality}/{slot}"
             try:
-                await self.invites.insert_one({"_id": invite_id, **doc, "used_by": "", outbox.FIELD: entries})
+                await self.invites.insert_one({"_id": invite_id, **doc, "used_by": "", **outbox.holding(entries)})
                 return invite_id
             except DuplicateKeyError:
                 continue
