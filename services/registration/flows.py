@@ -206,7 +206,7 @@ class Registrations:
                 break
             event = await self.event(slug)
             domain.check_window(event, now())  # closed meanwhile: the whole batch is refused
-        self._recent[slug] = (self._recent[slug][0], placed)  # the freshest count for the next batch
+        self._recent[slug] = (time.monotonic() + RECENT, placed)  # as fresh as a read: under load, no reads
         return [(*where, placed) if where else Refused("Møteplassen er full.")
                 for where in domain.batch_placement(len(placed["waitlist"]), seats, waiting, len(rids))]
 
