@@ -16,10 +16,6 @@ class CommentsConfig(BaseSettings):
     edit_minutes: int = Field(default=15, ge=1)
     auto_approve_known: bool = Field(default=False, description="Publish at once for an email already approved")
     moderators: list[EmailStr] = Field(default_factory=list, description="Who hears about pending comments")
-    # The outbox relay is the safety net after a crash or a broker outage (a request publishes its own events at
-    # once). A pass reads every comment that ever had an event (the shared sweep cannot use an index on the dev
-    # store), so it runs less often than the shared default.
-    relay_interval_s: float = Field(default=15.0, gt=0)
     # Pages are cached in-process and dropped on this instance's writes; other instances see them within the TTL.
     cache_ttl_s: float = Field(default=2.0, ge=0)
     # Behind a reverse proxy the client IP is the first X-Forwarded-For entry; only trust it behind one.
