@@ -2,7 +2,10 @@
 
 Exactly once per (message id, recipient, kind): a send is claimed in the store with a short lease before the
 SMTP conversation and marked sent after it; a redelivered message finds `sent` and does nothing, and a lease
-left by a crashed replica runs out so another may take the mail over."""
+left by a crashed replica runs out so another may take the mail over.
+
+The store writes of the hot path are group commits (shared.batching): the claims, the outcomes and the attendee
+states of every mail in flight go in one write each, so a burst costs a few round trips per batch, not per mail."""
 
 import asyncio
 import logging
@@ -12,6 +15,7 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from shared import outbox
+from shared.batching import GroupCommit
 from shared.bus import PermanentFailure
 from shared.messages import CloudEvent, make_event
 from shared.messages.notifications import NotificationFailed, NotificationSent
@@ -26,7 +30,7 @@ from . import domain
 from .domain import Mail, Status
 from .mailer import DeliveryError, Mailer
 from .render import compose
-from .store import Store
+from .store import Outcome, Store
 
 log = logging.getLogger(__name__)
 SOURCE = "/moteplass/notifications"
@@ -48,6 +52,9 @@ class Notifier:
         self.settings, self.store, self.mailer, self.relay = settings, store, mailer, relay
         # Longer than one SMTP conversation can take, so a live sender never loses its claim.
         self.lease_s = max(30.0, 3 * settings.smtp_timeout_s)
+        self._claiming = GroupCommit(lambda claims: self.store.claim(claims, time.time(), self.lease_s))
+        self._finishing = GroupCommit(self._finish)
+        self._tracking = GroupCommit(self.store.remember_attendees)
 
     async def handle(self, event: CloudEvent) -> None:
         data = event.data
@@ -77,7 +84,7 @@ class Notifier:
         elif isinstance(data, RegistrationCancelled):
             fields["reminder"] = "cancelled"
         # An older message arriving late (say from a retry queue) changes nothing: the newer state decided.
-        await self.store.remember_attendee(data.registration_id, fields, as_of.timestamp())
+        await self._tracking.submit((data.registration_id, fields, as_of.timestamp()))
 
     async def deliver_all(self, message_id: str, mails: list[Mail], correlation_id: str | None = None) -> None:
         """Send every mail of a message; if any failed transiently, raise so the message comes back later (the
@@ -96,11 +103,11 @@ class Notifier:
         async with self.mailer.connection() as send:
             # Claimed only with a connection in hand, so the lease covers one SMTP conversation and never the
             # wait for a free connection.
-            record = await self.store.claim(message_id, mail, time.time(), self.lease_s)
+            record = await self._claiming.submit((message_id, mail))
             if record is None:
                 return await self.check_taken(message_id, mail)
             if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
-                return await self.store.finish(record["_id"], Status.unsubscribed, time.time())
+                return await self._finishing.submit((record["_id"], Status.unsubscribed, None, None))
             try:
                 await send(message)
                 refused = None
@@ -135,8 +142,13 @@ class Notifier:
         # The outcome event is written with the status (outbox), so it is published even if the broker is away.
         entry = outbox.entry(make_event(payload, source=SOURCE, subject=str(record["_id"]),
                                         correlation_id=correlation_id))
-        await self.store.finish(record["_id"], status, time.time(), entry, error)
-        await self.relay.try_flush(self.store.notifications, record["_id"], [entry])
+        await self._finishing.submit((record["_id"], status, entry, error))
+
+    async def _finish(self, outcomes: list[Outcome]) -> list[None]:
+        await self.store.finish(outcomes, time.time())
+        await self.relay.try_flush_many(self.store.notifications,
+                                        [(doc_id, [entry]) for doc_id, _, entry, _ in outcomes if entry])
+        return [None] * len(outcomes)
 
     def unsubscribe_url(self, mail: Mail) -> str | None:
         if mail.unsubscribe_topic is None:

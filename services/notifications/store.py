@@ -10,13 +10,18 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.outbox import FIELD as OUTBOX, add as outbox_add, holding as outbox_holding
 
 from .domain import Mail, Status
+
+
+DUPLICATE_KEY = 11000
+# What a send came to: the record, its new status, the outbox entry announcing it (if any) and the error (if any).
+Outcome = tuple[ObjectId, Status, dict | None, str | None]
 
 
 def key(message_id: str, mail: Mail) -> dict:
@@ -40,18 +45,29 @@ class Store:
 
     # --- notifications: claim → sent | failed | retrying ----------------------------------------------------
 
-    async def claim(self, message_id: str, mail: Mail, now: float, lease_s: float) -> dict | None:
-        """Take the right to send this mail: a new record, one left retrying, or one whose sender's lease ran
-        out (a crashed replica). None when it was sent, failed for good, or another replica holds it now."""
-        record = {"_id": ObjectId(), **key(message_id, mail), "status": Status.sending.value, "attempts": 1,
-                  "lease_until_ts": now + lease_s, "updated_ts": now, "event_slug": mail.event_slug,
-                  "registration_id": mail.registration_id, "language": mail.language.value,
-                  "created_at": datetime.fromtimestamp(now, UTC), **outbox_holding([])}
+    async def claim(self, claims: list[tuple[str, Mail]], now: float, lease_s: float) -> list[dict | None]:
+        """Take the right to send each of these mails, in one write for the new ones: a new record, one left
+        retrying, or one whose sender's lease ran out (a crashed replica). None for a mail that was sent, failed
+        for good, or that another replica (or another item of the batch) holds now."""
+        records = [{"_id": ObjectId(), **key(message_id, mail), "status": Status.sending.value, "attempts": 1,
+                    "lease_until_ts": now + lease_s, "updated_ts": now, "event_slug": mail.event_slug,
+                    "registration_id": mail.registration_id, "language": mail.language.value,
+                    "created_at": datetime.fromtimestamp(now, UTC), **outbox_holding([])}
+                   for message_id, mail in claims]
+        seen: set[int] = set()
         try:
-            await self.notifications.insert_one(record)
-            return record
-        except DuplicateKeyError:
-            pass  # seen before: take it over only if it is free
+            # Unordered: one duplicate key (a mail seen before) does not stop the inserts after it.
+            await self.notifications.insert_many(records, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details["writeErrors"]
+            if any(error["code"] != DUPLICATE_KEY for error in errors):
+                raise
+            seen = {error["index"] for error in errors}
+        return [await self._take_over(*claims[i], now, lease_s) if i in seen else record
+                for i, record in enumerate(records)]
+
+    async def _take_over(self, message_id: str, mail: Mail, now: float, lease_s: float) -> dict | None:
+        """A mail seen before: take it over only if it is free."""
         return await self.notifications.find_one_and_update(
             {**key(message_id, mail), "$or": [
                 {"status": Status.retrying.value},
@@ -63,15 +79,18 @@ class Store:
     async def find_by_key(self, message_id: str, mail: Mail) -> dict | None:
         return await self.notifications.find_one(key(message_id, mail))
 
-    async def finish(self, doc_id: ObjectId, status: Status, now: float, outbox_entry: dict | None = None,
-                     error: str | None = None) -> None:
-        """Record the outcome and, in the same write, the event that tells other systems about it."""
-        update: dict[str, Any] = {"$set": {"status": status.value, "updated_ts": now, "lease_until_ts": None,
-                                           "last_error": error},
-                                  **(outbox_add([outbox_entry]) if outbox_entry else {})}
-        if status == Status.sent:
-            update["$set"]["sent_ts"] = now
-        await self.notifications.update_one({"_id": doc_id, "status": Status.sending.value}, update)
+    async def finish(self, outcomes: list[Outcome], now: float) -> None:
+        """Record the outcomes of many sends in one write, each with the event that tells other systems about it
+        in the same document (its outbox)."""
+        writes = []
+        for doc_id, status, outbox_entry, error in outcomes:
+            update: dict[str, Any] = {"$set": {"status": status.value, "updated_ts": now, "lease_until_ts": None,
+                                               "last_error": error},
+                                      **(outbox_add([outbox_entry]) if outbox_entry else {})}
+            if status == Status.sent:
+                update["$set"]["sent_ts"] = now
+            writes.append(UpdateOne({"_id": doc_id, "status": Status.sending.value}, update))
+        await self.notifications.bulk_write(writes, ordered=False)
 
     async def release(self, doc_id: ObjectId, now: float, error: str) -> None:
         """A transient failure: let the next delivery of the message take it again at once."""
@@ -111,15 +130,23 @@ class Store:
     # One document per registration holds both, so a registration message costs one write. The reminder is
     # scheduled in the store, so it survives restarts, and taken with a lease, so it fires once among replicas.
 
-    async def remember_attendee(self, registration_id: str, fields: dict, as_of: float) -> bool:
-        """Keep the newest state of a registration; False when a newer one is already recorded (an older
-        message arrived late)."""
+    async def remember_attendees(self, states: list[tuple[str, dict, float]]) -> list[bool]:
+        """Keep the newest state of each registration (id, fields, as of), in one write; False for a state older
+        than the one already recorded (a message that arrived late). The `as_of` guard makes the outcome the
+        same in any order, also for two states of one registration in a batch."""
+        writes = [UpdateOne({"_id": registration_id, "as_of_ts": {"$lte": as_of}},
+                            {"$set": {**fields, "as_of_ts": as_of}}, upsert=True)
+                  for registration_id, fields, as_of in states]
         try:
-            await self.attendees.update_one({"_id": registration_id, "as_of_ts": {"$lte": as_of}},
-                                            {"$set": {**fields, "as_of_ts": as_of}}, upsert=True)
-            return True
-        except DuplicateKeyError:
-            return False
+            await self.attendees.bulk_write(writes, ordered=False)
+            return [True] * len(states)
+        except BulkWriteError as exc:
+            errors = exc.details["writeErrors"]
+            # The upsert of an existing id whose newer state the filter did not match: a duplicate key.
+            if any(error["code"] != DUPLICATE_KEY for error in errors):
+                raise
+            late = {error["index"] for error in errors}
+            return [i not in late for i in range(len(states))]
 
     async def attendees_of(self, event_slug: str) -> list[dict]:
         return await self.attendees.find({"event_slug": event_slug}).to_list()
