@@ -37,6 +37,10 @@ class Registrations:
         self.store, self.outbox, self.settings, self.source = store, outbox, settings, source
         self.confirmation_valid, self.orphan_after = confirmation_valid, orphan_after
         self._recent: dict[str, tuple[float, dict]] = {}
+        # Places (where, id) per event that the reconciler found held by a stored registration that needs nothing:
+        # they stay so (a registration leaves a place before it is removed, and a move makes a new place), so
+        # each is looked up once, not on every pass.
+        self._sound: dict[str, set[tuple[str, str]]] = {}
         # The hot path's writes are group commits (see batching): places per event, inserts and publishing for all.
         self._placing: dict[str, GroupCommit[str, tuple[Status, int | None, dict]]] = {}
         self._inserting = GroupCommit(lambda batch: self.store.insert_registrations(batch))
@@ -461,12 +465,20 @@ class Registrations:
             await self._finish_cancel(registration)
         async for registration in self.store.stuck((Status.erasing,), before):
             await self._finish_erase(registration)
-        for slug in await self.store.upcoming_slugs(now()):
+        upcoming = await self.store.upcoming_slugs(now())
+        self._sound = {slug: self._sound.get(slug, set()) for slug in upcoming}
+        for slug in upcoming:
             event = await self.event(slug)
-            statuses = await self.store.statuses(event["seats"] + event["waitlist"])
-            for rid in event["seats"] + event["waitlist"]:
-                if rid not in statuses and domain.created_at(rid) <= now() - self.orphan_after:
-                    event = await self.store.release(slug, rid)  # its request died before storing it
-                elif statuses.get(rid) == Status.waitlisted and rid in event["seats"]:
+            places = {("seats", rid) for rid in event["seats"]} | {("waitlist", rid) for rid in event["waitlist"]}
+            sound = self._sound[slug] = self._sound[slug] & places
+            unchecked = places - sound
+            statuses = await self.store.statuses([rid for _, rid in unchecked]) if unchecked else {}
+            for where, rid in unchecked:
+                if rid not in statuses:
+                    if domain.created_at(rid) <= now() - self.orphan_after:
+                        event = await self.store.release(slug, rid)  # its request died before storing it
+                elif statuses[rid] == Status.waitlisted and where == "seats":
                     await self._settle_promotion(event, rid)  # a promotion cut short
+                else:
+                    sound.add((where, rid))
             await self.promote_waiting(event)

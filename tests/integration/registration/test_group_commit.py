@@ -2,12 +2,15 @@
 write on the event, one insert and one outbox removal, and still keeps every rule of a single registration."""
 
 import asyncio
+import time
+from datetime import timedelta
 
 from pymongo import AsyncMongoClient
 
+from services.registration.handlers import REGISTRATIONS
 from tests.conftest import free_port
 
-from .conftest import person, registration_app
+from .conftest import event_body, person, registration_app
 
 
 async def stored(settings, collection: str, query: dict) -> list[dict]:
@@ -60,3 +63,29 @@ async def test_published_entries_are_removed_from_every_registration_of_a_batch(
     await tap.wait_for("registration.confirmed", 8)
     docs = await stored(settings, "registrations", {"_id": {"$in": [r["id"] for r in created]}})
     assert len(docs) == 8 and all(doc["outbox"] == [] for doc in docs)
+
+
+async def test_the_reconciler_still_finds_a_new_orphan_beside_places_it_checked_before(settings, http, start_service,
+                                                                                     admin_headers):
+    app = registration_app(orphan_after_s=0.2)(settings)
+    base = await start_service(lambda _: app, "registration")
+    flows = app[REGISTRATIONS]
+    async with http.post(f"{base}/events", json=event_body(capacity=2), headers=admin_headers) as resp:
+        assert resp.status == 201
+    async with http.post(f"{base}/events/innovasjonsjam/registrations", json=person(1)) as resp:
+        holder = await resp.json()
+    await flows.reconcile(timedelta(0))  # the holder's seat is now known to be sound
+
+    async def crash(*_args):
+        raise RuntimeError("the process died here")
+
+    flows.store.insert_registrations, insert = crash, flows.store.insert_registrations
+    async with http.post(f"{base}/events/innovasjonsjam/registrations", json=person(2)) as resp:
+        assert resp.status == 500  # its seat is taken, its registration never stored
+    flows.store.insert_registrations = insert
+    deadline = time.monotonic() + 10
+    while (event := await flows.event("innovasjonsjam"))["seats"] != [holder["id"]]:
+        assert time.monotonic() < deadline, "the orphaned seat was not given back"
+        await asyncio.sleep(0.05)
+        await flows.reconcile(timedelta(0))
+    assert event["free"] == 1
