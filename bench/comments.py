@@ -1,6 +1,6 @@
 """Benchmark of the comments service (a script that prints a table, not a test).
 
-    .venv/bin/python bench/comments.py [--clients 32] [--seconds 5]
+    .venv/bin/python bench/comments.py [--clients 32] [--seconds 5] [--runs 1]
 
 Starts its own nx-27017 (unless MONGO_URL is set) and uses the RabbitMQ at AMQP_URL (default local), runs the
 service in a child process, seeds a thread of 10,000 approved comments straight through the store module, then
@@ -12,8 +12,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import free_port, load, percentile, wait_ready  # noqa: E402
 from moteplass import devstack  # noqa: E402
 from services.comments import domain  # noqa: E402
 from services.comments.config import CommentsConfig  # noqa: E402
@@ -37,12 +36,8 @@ from shared.settings import Settings  # noqa: E402
 
 THREAD = "bench-thread"
 SEED = 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+RAW, POST = "raw insert_one", "POST /threads/{t}/comments"
+FIRST, DEEP = "GET first page (20)", "GET deep page (same, at 9,960)"
 
 
 def serve(settings_json: str, config_json: str) -> None:
@@ -56,54 +51,17 @@ def serve(settings_json: str, config_json: str) -> None:
     web.run_app(app, host="127.0.0.1", port=settings.comments_port, access_log=None, print=None)
 
 
-async def load(clients: int, seconds: float, request: Callable[[int], Awaitable[None]]) -> tuple[float, list[float]]:
-    """Run `request(n)` from `clients` concurrent workers for `seconds`; returns (requests/s, latencies in s)."""
-    latencies: list[float] = []
-    counter = iter(range(10**9))
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            n = next(counter)
-            started = time.perf_counter()
-            await request(n)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    return len(latencies) / (time.perf_counter() - started), latencies
-
-
-def p(latencies: list[float], q: float) -> float:
-    return statistics.quantiles(latencies, n=100)[q - 1] * 1000 if len(latencies) > 1 else float("nan")
-
-
-async def wait_ready(url: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not become ready")
-            await asyncio.sleep(0.2)
-
-
 async def seed(store: Store) -> list[dict]:
     now = datetime.now(UTC)
     docs = [domain.comment_doc(THREAD, domain.NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
                                                          body=f"Kommentar **nummer** {n} om innovasjon i kommunen."),
                                parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
             for n in range(SEED)]
-    await store.insert_many(docs)
+    await store.insert_many([(doc, []) for doc in docs])
     return sorted(docs, key=lambda d: d["order"], reverse=True)
 
 
-async def run(clients: int, seconds: float) -> None:
+async def run(clients: int, seconds: float, runs: int) -> None:
     tag = f"bench{uuid.uuid4().hex[:8]}"
     nx = None
     tmp = tempfile.TemporaryDirectory()
@@ -125,7 +83,6 @@ async def run(clients: int, seconds: float) -> None:
                             config.model_dump_json()), daemon=True)
     client = connect(settings)
     db = client[settings.db_name("comments")]
-    rows: list[tuple[str, float, float, float]] = []
     try:
         server.start()
         base = f"http://127.0.0.1:{settings.comments_port}"
@@ -137,24 +94,20 @@ async def run(clients: int, seconds: float) -> None:
 
         raw = db["raw_bench"]
         sample = docs[SEED // 2]
-        rate, lat = await load(clients, seconds, lambda n: raw.insert_one(
-            {"thread_id": THREAD, "n": n, "body": sample["body"], "html": sample["html"], "at": datetime.now(UTC)}))
-        rows.append(("raw insert_one", rate, p(lat, 50), p(lat, 99)))
-        raw_insert = rate
         # A collection of its own with the comments' indexes, so the thread's pages stay as they were seeded.
         indexed = Store(client[f"{tag}_raw"])
         await indexed.ensure_indexes()
         pending = domain.NewComment(author_name="Raw", email="raw@example.no", body="x" * 40)
-        rate, lat = await load(clients, seconds, lambda n: indexed.comments.insert_one(domain.comment_doc(
-            f"raw-{n}", pending, parent=None, max_depth=2, status=CommentStatus.pending, ip=None,
-            now=datetime.now(UTC)) | {"outbox": []}))
-        rows.append(("raw insert_one (comments, all its indexes)", rate, p(lat, 50), p(lat, 99)))
-        indexed_insert = rate
-        rate, lat = await load(clients, seconds, lambda n: db["comments"].find(
-            {"thread_id": THREAD, "depth": 0, "listed": True}).sort("order", -1).limit(20).to_list())
-        rows.append(("raw find (first 20 of the thread)", rate, p(lat, 50), p(lat, 99)))
-        rate, lat = await load(clients, seconds, lambda n: db["comments"].find_one({"_id": docs[n % SEED]["_id"]}))
-        rows.append(("raw find_one by _id", rate, p(lat, 50), p(lat, 99)))
+        deep = domain.encode_cursor(domain.Sort.newest, docs[SEED - 41])
+        rows: list[tuple[str, float, float, float]] = []
+        figures: dict[str, list[float]] = {}
+
+        async def measure(name: str, request: Callable[[int], Awaitable[object]]) -> float:
+            rate, lat = await load(clients, seconds, request)
+            rows.append((name, rate, percentile(lat, 50), percentile(lat, 99)))
+            figures.setdefault(name, []).append(rate)
+            figures.setdefault(f"{name} p99", []).append(percentile(lat, 99))
+            return rate
 
         connector = aiohttp.TCPConnector(limit=clients)
         async with aiohttp.ClientSession(connector=connector) as http:
@@ -170,32 +123,44 @@ async def run(clients: int, seconds: float) -> None:
                     assert resp.status == 200, await resp.text()
                     await resp.read()
 
-            rate, lat = await load(clients, seconds, post)
-            rows.append(("POST /threads/{t}/comments", rate, p(lat, 50), p(lat, 99)))
-            post_rate = rate
-            await asyncio.sleep(1)  # let the POSTs' background publishing finish before reading
-            rate, lat = await load(clients, seconds, lambda n: get({}))
-            rows.append(("GET first page (20)", rate, p(lat, 50), p(lat, 99)))
-            first_rate, first_p99 = rate, p(lat, 99)
-            deep = domain.encode_cursor(domain.Sort.newest, docs[SEED - 41])
-            rate, lat = await load(clients, seconds, lambda n: get({"cursor": deep}))
-            rows.append(("GET deep page (same, at 9,960)", rate, p(lat, 50), p(lat, 99)))
-            deep_rate, deep_p99 = rate, p(lat, 99)
-            rate, lat = await load(clients, seconds, lambda n: get(
-                {"cursor": domain.encode_cursor(domain.Sort.newest, docs[(SEED // 2 + n * 7) % (SEED - 1)])}))
-            rows.append(("GET deep pages (all different, uncached)", rate, p(lat, 50), p(lat, 99)))
+            for run_no in range(runs):
+                offset = run_no * 10**6  # every run posts new texts (the same text twice would be refused)
+                raw_insert = await measure(RAW, lambda n: raw.insert_one(
+                    {"thread_id": THREAD, "n": n, "body": sample["body"], "html": sample["html"],
+                     "at": datetime.now(UTC)}))
+                indexed_insert = await measure("raw insert_one (comments, all its indexes)",
+                                               lambda n: indexed.comments.insert_one(domain.comment_doc(
+                                                   f"raw-{offset + n}", pending, parent=None, max_depth=2,
+                                                   status=CommentStatus.pending, ip=None, now=datetime.now(UTC))
+                                                   | {"outbox": []}))
+                await measure("raw find (first 20 of the thread)", lambda n: db["comments"].find(
+                    {"thread_id": THREAD, "depth": 0, "listed": True}).sort("order", -1).limit(20).to_list())
+                await measure("raw find_one by _id", lambda n: db["comments"].find_one({"_id": docs[n % SEED]["_id"]}))
+                post_rate = await measure(POST, lambda n: post(offset + n))
+                figures.setdefault("ratio", []).append(post_rate / raw_insert)
+                figures.setdefault("ratio indexed", []).append(post_rate / indexed_insert)
+                await asyncio.sleep(1)  # let the POSTs' background publishing finish before reading
+                await measure(FIRST, lambda n: get({}))
+                await measure(DEEP, lambda n: get({"cursor": deep}))
+                await measure("GET deep pages (all different, uncached)", lambda n: get(
+                    {"cursor": domain.encode_cursor(domain.Sort.newest, docs[(SEED // 2 + n * 7) % (SEED - 1)])}))
 
         print(f"\ncomments service, thread of {SEED:,} approved comments, {clients} concurrent clients, "
-              f"{seconds:.0f} s per row, store {'nx-27017' if nx else mongo_url}, relay sweep every "
-              f"{config.relay_interval_s:g} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+              f"{seconds:.0f} s per row, {runs} run(s), store {'nx-27017' if nx else mongo_url}, relay sweep every "
+              f"{settings.relay_interval_s:g} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
               f"(the client, the service and the store share them)\n")
         print(f"{'operation':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for name, rate, p50, p99 in rows:
             print(f"{name:44} {rate:9.0f} {p50:8.1f} {p99:8.1f}")
-        print(f"\nPOST / raw insert_one = {post_rate / raw_insert:.2f} (floor 0.5); against an insert into the "
-              f"indexed comments collection {post_rate / indexed_insert:.2f}")
-        print(f"first page {first_rate:.0f}/s p99 {first_p99:.1f} ms; deep page {deep_rate:.0f}/s p99 "
-              f"{deep_p99:.1f} ms (floor 2,000/s, p99 <= 30 ms)")
+
+        def spread(name: str, fmt: str = ".0f") -> str:
+            values = figures[name]
+            return f"{min(values):{fmt}}–{max(values):{fmt}}" if len(values) > 1 else f"{values[0]:{fmt}}"
+
+        print(f"\nPOST / raw insert_one = {spread('ratio', '.2f')} (floor 0.5); against an insert into the indexed "
+              f"comments collection {spread('ratio indexed', '.2f')}")
+        print(f"first page {spread(FIRST)}/s p99 {spread(FIRST + ' p99', '.1f')} ms; deep page {spread(DEEP)}/s "
+              f"p99 {spread(DEEP + ' p99', '.1f')} ms (floor 2,000/s, p99 <= 30 ms)")
     finally:
         server.terminate()
         server.join(10)
@@ -223,8 +188,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--runs", type=int, default=1, help="repeat the rows (a shared machine varies)")
     args = parser.parse_args()
-    asyncio.run(run(args.clients, args.seconds))
+    asyncio.run(run(args.clients, args.seconds, args.runs))
 
 
 if __name__ == "__main__":

@@ -42,10 +42,9 @@ def thread_id_of(request: web.Request) -> str:
 
 
 async def limit(ctx: Comments, request: web.Request, key: str, allowed: int, window: timedelta) -> None:
-    now = datetime.now(UTC)
-    count, ends = await ctx.store.hit(key, window, now)
+    count, ends = await ctx.hit(key, window)
     if count > allowed:
-        retry_after = max(1, int((ends - now).total_seconds() + 0.999))
+        retry_after = max(1, int((ends - datetime.now(UTC)).total_seconds() + 0.999))
         raise ApiError(429, text("rate", language(request)), headers={"Retry-After": str(retry_after)})
 
 
@@ -107,11 +106,10 @@ async def post_comment(request: web.Request, body: domain.NewComment):
     # A bot resubmitting its text should not learn it was caught: its catches take no fingerprint.
     doc = domain.comment_doc(thread_id, body, parent=parent, max_depth=config.max_depth, status=status, ip=ip,
                              now=now, fingerprinted=not honeypot)
-    event = None if honeypot else await ctx.status_event(doc, request, held)  # honeypot catches are silent
-    try:
-        await ctx.store.insert(doc, [event] if event else [])
-    except DuplicateKeyError as exc:
-        raise ApiError(409, text("duplicate", lang)) from exc
+    # Honeypot catches are silent.
+    event = None if honeypot else await ctx.status_event(doc, request, held, parent)
+    if not await ctx.insert(doc, [event] if event else []):
+        raise ApiError(409, text("duplicate", lang))
     await ctx.count_reply(doc, was=None, now=status)
     if doc["listed"]:
         ctx.cache.drop(thread_id)
@@ -371,6 +369,6 @@ async def import_thread(request: web.Request, body: domain.ThreadImport, claims:
     ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
     docs = domain.imported(thread_id, body.comments, ctx.config.max_depth)
     await ctx.store.ensure_thread(thread_id)
-    count = await ctx.store.insert_many(docs)
+    count = sum(await ctx.store.insert_many([(doc, []) for doc in docs]))
     ctx.cache.drop(thread_id)
     return Imported(imported=count, skipped=len(docs) - count)

@@ -3,11 +3,12 @@ erasure, publishing through the outbox, and the per-thread cache."""
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.batching import GroupCommit
 from shared.messages import CloudEvent, make_event
 from shared.messages.comments import (CommentDeleted, CommentPublished, CommentRejected, CommentStatus,
                                       CommentSubmitted, ParentComment)
@@ -35,6 +36,24 @@ class Comments:
     cache: ThreadCache
     publishing: set[asyncio.Task] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        # The hot path's writes are group commits (see shared.batching): under load, one store round trip counts
+        # the rate limits of many requests, one inserts their comments, one clears their published events.
+        self._hitting = GroupCommit(self._hit_many)
+        self._inserting = GroupCommit(self.store.insert_many)
+        self._flushing = GroupCommit(self._flush_many)
+
+    async def hit(self, key: str, window: timedelta) -> tuple[int, datetime]:
+        """Count a hit on a rate limit shared by every instance; its count in the window and when that ends."""
+        return await self._hitting.submit((key, window))
+
+    async def _hit_many(self, hits: list[tuple[str, timedelta]]) -> list[tuple[int, datetime]]:
+        return await self.store.hit_many(hits, datetime.now(UTC))
+
+    async def insert(self, doc: dict, events: list[CloudEvent]) -> bool:
+        """Store a new comment with its events; False if its text is already in the thread."""
+        return await self._inserting.submit((doc, events))
+
     async def thread(self, thread_id: str) -> dict | None:
         """A thread's settings; a closed thread may take a cache TTL or two to refuse on other instances."""
         return await self.cache.get(thread_id, ("thread",), lambda: self.store.thread(thread_id))
@@ -46,11 +65,18 @@ class Comments:
     def publish_soon(self, doc: dict | None, collection: AsyncCollection | None = None) -> None:
         """Publish the document's outbox entries after the response; the relay retries whatever this misses."""
         if doc and doc.get("outbox"):
-            task = asyncio.create_task(
-                self.outbox.try_flush(self.store.comments if collection is None else collection, doc["_id"],
-                                      doc["outbox"]))
+            task = asyncio.create_task(self._flushing.submit(
+                (self.store.comments if collection is None else collection, doc["_id"], doc["outbox"])))
             self.publishing.add(task)
             task.add_done_callback(self.publishing.discard)
+
+    async def _flush_many(self, batch: list[tuple[AsyncCollection, object, list[dict]]]) -> list[None]:
+        by_collection: dict[str, tuple[AsyncCollection, list]] = {}
+        for collection, doc_id, entries in batch:
+            by_collection.setdefault(collection.name, (collection, []))[1].append((doc_id, entries))
+        for collection, docs in by_collection.values():
+            await self.outbox.try_flush_many(collection, docs)
+        return [None] * len(batch)
 
     def comment_url(self, doc: dict) -> str:
         return f"{self.settings.public_base_url}/{doc['thread_id'].lstrip('/')}#kommentar-{doc['_id']}"
@@ -59,9 +85,9 @@ class Comments:
         return make_event(payload, source=SOURCE, subject=str(doc["_id"]),
                           correlation_id=request.headers.get("X-Request-Id") if request else None)
 
-    async def status_event(self, doc: dict, request: web.Request | None, held_because: str | None = None
-                           ) -> CloudEvent:
-        """The message a comment's (new) status calls for."""
+    async def status_event(self, doc: dict, request: web.Request | None, held_because: str | None = None,
+                           parent: dict | None = None) -> CloudEvent:
+        """The message a comment's (new) status calls for (`parent`: the comment it answers, if already read)."""
         status = doc["status"]
         fields = dict(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), author_name=doc["author_name"],
                       language=doc.get("language", Language.nn), excerpt=domain.excerpt(doc["html"]),
@@ -71,12 +97,13 @@ class Comments:
                 **fields, held_because=held_because or "pre_moderation", moderator_emails=self.config.moderators,
                 moderation_url=f"{self.settings.public_base_url}/moderation/comments?status=pending"), doc, request)
         if status == CommentStatus.approved:
-            return self.event(CommentPublished(**fields, parent=await self.parent_info(doc)), doc, request)
+            return self.event(CommentPublished(**fields, parent=await self.parent_info(doc, parent)), doc, request)
         return self.event(CommentRejected(**fields), doc, request)
 
-    async def parent_info(self, doc: dict) -> ParentComment | None:
+    async def parent_info(self, doc: dict, parent: dict | None = None) -> ParentComment | None:
         """Who the reply answers; their address only if they asked for reply mails and are not the replier."""
-        parent = await self.store.get(str(doc["reply_to"])) if doc.get("reply_to") else None
+        if parent is None and doc.get("reply_to"):
+            parent = await self.store.get(str(doc["reply_to"]))
         if parent is None or parent["status"] == CommentStatus.deleted:
             return None
         info = {"comment_id": str(parent["_id"]), "author_name": parent["author_name"],

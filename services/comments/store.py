@@ -1,11 +1,12 @@
 """All MongoDB access of the comments service. Every change is one single-document write; an event to publish
 rides in the same write (transactional outbox)."""
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -57,15 +58,37 @@ class Store:
 
     # ---- rate limits: fixed windows shared by every instance ----
 
-    async def hit(self, key: str, window: timedelta, now: datetime) -> tuple[int, datetime]:
-        """Count one hit in the current window; returns the count so far and when the window ends."""
-        seconds = int(window.total_seconds())
-        start = int(now.timestamp()) // seconds * seconds
-        ends = datetime.fromtimestamp(start + seconds, UTC)
-        doc = await self.limits.find_one_and_update(
-            {"_id": f"{key}:{start}"}, {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends}},
-            upsert=True, return_document=ReturnDocument.AFTER)
-        return doc["count"], ends
+    async def hit_many(self, hits: list[tuple[str, timedelta]], now: datetime) -> list[tuple[int, datetime]]:
+        """Count hits (a key may come more than once) in their current windows: one write for the batch, then
+        one read of the totals. Returns for each hit its count so far and when its window ends. Another
+        instance's hit landing between the two makes a count high, never low: a limit may refuse a moment
+        early in such a race, but never lets more through."""
+        ids, ends = [], {}
+        for key, window in hits:
+            seconds = int(window.total_seconds())
+            start = int(now.timestamp()) // seconds * seconds
+            ids.append(f"{key}:{start}")
+            ends[ids[-1]] = datetime.fromtimestamp(start + seconds, UTC)
+        batch = Counter(ids)
+        if len(batch) == 1:  # the usual case when quiet: one round trip
+            ((doc_id, n),) = batch.items()
+            doc = await self.limits.find_one_and_update(
+                {"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+            totals = {doc_id: doc["count"]}
+        else:
+            await self.limits.bulk_write(
+                [UpdateOne({"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
+                           upsert=True) for doc_id, n in batch.items()], ordered=False)
+            totals = {doc["_id"]: doc["count"]
+                      async for doc in self.limits.find({"_id": {"$in": list(batch)}}, {"count": 1})}
+        # The batch's hits of one key take the counts below its total in arrival order.
+        seen: Counter[str] = Counter()
+        counts = []
+        for doc_id in ids:
+            seen[doc_id] += 1
+            counts.append((totals[doc_id] - batch[doc_id] + seen[doc_id], ends[doc_id]))
+        return counts
 
     # ---- threads ----
 
@@ -83,23 +106,23 @@ class Store:
 
     # ---- comments ----
 
-    async def insert(self, doc: dict, events: list[CloudEvent]) -> dict:
-        doc.update(outbox.holding([outbox.entry(e) for e in events]))
-        await self.comments.insert_one(doc)
-        return doc
-
-    async def insert_many(self, docs: list[dict]) -> int:
-        """Insert what can be; returns how many were (the rest repeat a text already in their thread)."""
-        if not docs:
-            return 0
-        # Every comment holds an outbox array: nx-27017 cannot add entries to a missing one.
-        docs = [{**outbox.holding([]), **doc} for doc in docs]
+    async def insert_many(self, batch: list[tuple[dict, list[CloudEvent]]]) -> list[bool]:
+        """Insert comments, each with its events in its outbox, in one round trip; says of each whether it was
+        stored (False: its text is already in its thread; the others are stored all the same)."""
+        for doc, events in batch:
+            # Every comment holds an outbox array: nx-27017 cannot add entries to a missing one.
+            doc.update(outbox.holding([outbox.entry(e) for e in events]))
+        if not batch:
+            return []
         try:
-            return len((await self.comments.insert_many(docs, ordered=False)).inserted_ids)
+            await self.comments.insert_many([doc for doc, _ in batch], ordered=False)
         except BulkWriteError as exc:
-            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+            errors = exc.details["writeErrors"]
+            if any(error["code"] != DUPLICATE_KEY for error in errors):
                 raise
-            return exc.details["nInserted"]
+            duplicates = {error["index"] for error in errors}
+            return [i not in duplicates for i in range(len(batch))]
+        return [True] * len(batch)
 
     async def get(self, comment_id: str) -> dict | None:
         oid = object_id(comment_id)

@@ -86,7 +86,7 @@ async def test_an_event_stored_but_never_published_goes_out_at_start_up(start_co
                              parent=None, max_depth=2, status=CommentStatus.pending, ip=None, now=datetime.now(UTC))
     event = make_event(CommentDeleted(thread_id="t", comment_id=str(doc["_id"]), by="author", placeholder=False),
                        source="/test")
-    await store.insert(doc, [event])
+    await store.insert_many([(doc, [event])])
     await client.close()
     await start_comments(config)
     [sent] = await tap.wait_for("comment.deleted.v1")

@@ -20,7 +20,7 @@ async def seed(settings, count: int, **overrides) -> list[dict]:
             for n in range(count)]
     for doc in docs:
         doc.update(overrides)
-    await store.insert_many(docs)
+    await store.insert_many([(doc, []) for doc in docs])
     await client.close()
     return docs
 
