@@ -3,11 +3,18 @@ when the commit returns, the whole queue is the next batch. Alone, a request goe
 grow by themselves, so one store round trip serves many requests."""
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+log = logging.getLogger(__name__)
+
+
+def _log_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("a queued item failed", exc_info=future.exception())
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -19,12 +26,19 @@ class GroupCommit(Generic[Item, Result]):
         self._drainer: asyncio.Task | None = None
 
     async def submit(self, item: Item) -> Result:
+        return await self._enqueue(item)
+
+    def add(self, item: Item) -> None:
+        """Queue an item without waiting for it (work kept off a request's path); a failure is logged."""
+        self._enqueue(item).add_done_callback(_log_failure)
+
+    def _enqueue(self, item: Item) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._drainer is None:
             # Its own task, so that a caller that goes away does not cut short a batch holding others' work.
             self._drainer = asyncio.create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         try:

@@ -45,12 +45,14 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def _or_defer(flushing: Awaitable[None]) -> None:
-    """Publish now if the broker is there; otherwise the relay will (the entries are safe in the store)."""
+async def _or_defer(flushing: Awaitable[None]) -> bool:
+    """Publish now if the broker is there (True); otherwise the relay will (the entries are safe in the store)."""
     try:
         await flushing
     except Exception:
         log.warning("publish deferred to the outbox relay", exc_info=True)
+        return False
+    return True
 
 
 class Outbox:
@@ -82,6 +84,15 @@ class Outbox:
         """`flush` for many documents of one collection at once: the documents' entries published concurrently
         (each confirmed by the broker), then all removed in one write."""
         await asyncio.gather(*(self._publish(items) for _, items in batch))
+        await self.clear_many(collection, batch)
+
+    async def try_publish(self, entries: list[dict]) -> bool:
+        """Only the first half of `try_flush`, for a caller that clears the published entries later (with
+        `clear_many`, from many documents at once); False when the relay will publish them."""
+        return await _or_defer(self._publish(entries))
+
+    async def clear_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
+        """Remove published entries from many documents of one collection in one write."""
         entries = [item for _, items in batch for item in items]
         if entries:
             await collection.update_many({"_id": {"$in": [doc_id for doc_id, _ in batch]}},

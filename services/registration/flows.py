@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from shared import logs
+from shared.batching import GroupCommit
 from shared.messages import CloudEvent, make_event
 from shared.messages.registration import (
     EventCancelled, EventPublished, EventUpdated, GuestInvited, RegistrationCancelled, RegistrationCheckedIn,
@@ -18,7 +19,6 @@ from shared.settings import Settings
 
 from . import domain
 from .api import EventIn, EventUpdate, RegistrationFilter, RegistrationIn
-from .batching import GroupCommit
 from .domain import EventStatus, Refused, Status
 from .store import Duplicate, Store
 
@@ -41,10 +41,11 @@ class Registrations:
         # they stay so (a registration leaves a place before it is removed, and a move makes a new place), so
         # each is looked up once, not on every pass.
         self._sound: dict[str, set[tuple[str, str]]] = {}
-        # The hot path's writes are group commits (see batching): places per event, inserts and publishing for all.
+        # The hot path's writes are group commits (shared.batching): places per event; inserts, and the clearing
+        # of published outbox entries, for all.
         self._placing: dict[str, GroupCommit[str, tuple[Status, int | None, dict]]] = {}
         self._inserting = GroupCommit(lambda batch: self.store.insert_registrations(batch))
-        self._flushing = GroupCommit(self._flush_registrations)
+        self._clearing = GroupCommit(self._clear_published)
 
     def _entry(self, payload, subject: str) -> dict:
         event: CloudEvent = make_event(payload, source=self.source, subject=subject,
@@ -196,7 +197,10 @@ class Registrations:
             if registration["status"] != Status.pending_confirmation:
                 await self.promote_waiting(await self.store.release(slug, rid))
             raise Refused("Denne e-postadressa er alt påmeld til møteplassen.")
-        await self._flushing.submit((rid, entries))
+        if await self.outbox.try_publish(entries):
+            # Answered once the broker has the message; clearing it from the outbox is bookkeeping, done after, for
+            # many at once. Should this process die first, the relay sends it again: consumers drop the repeat.
+            self._clearing.add((rid, entries))
         return registration
 
     async def _place_new(self, slug: str, rids: list[str]) -> list[tuple[Status, int | None, dict] | Refused]:
@@ -214,8 +218,8 @@ class Registrations:
         return [(*where, placed) if where else Refused("Møteplassen er full.")
                 for where in domain.batch_placement(len(placed["waitlist"]), seats, waiting, len(rids))]
 
-    async def _flush_registrations(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
-        await self.outbox.try_flush_many(self.store.registrations, batch)
+    async def _clear_published(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
+        await self.outbox.clear_many(self.store.registrations, batch)
         return [None] * len(batch)
 
     async def confirm(self, rid: str, token: str) -> dict:

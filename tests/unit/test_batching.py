@@ -37,3 +37,18 @@ async def test_each_item_gets_its_own_failure_and_a_failed_commit_fails_its_whol
     with pytest.raises(RuntimeError):
         await group.submit(0)
     assert await group.submit(2) == 2  # the next batch is not affected
+
+
+async def test_an_added_item_is_committed_without_anyone_waiting_and_its_failure_is_logged(caplog):
+    committed: list[list[int]] = []
+
+    async def commit(items: list[int]) -> list[int | Exception]:
+        committed.append(items)
+        return [ValueError("bad") if i < 0 else i for i in items]
+
+    group = GroupCommit(commit)
+    group.add(1)
+    group.add(-1)
+    assert await group.submit(2) == 2  # queued behind the added ones, so they are done by now
+    assert [i for batch in committed for i in batch] == [1, -1, 2]
+    assert "a queued item failed" in caplog.text
