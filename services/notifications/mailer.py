@@ -2,25 +2,20 @@
 every failure classed as transient (retry later) or permanent (5xx: retrying cannot help)."""
 
 import asyncio
-import email.policy
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from email.message import EmailMessage
 
 import aiosmtplib
 
 from shared.settings import Settings, SmtpSecurity
 
 from .domain import is_permanent
+from .render import Outgoing
 
 # Connections kept open to the SMTP server. A mail is claimed with a connection in hand, so this many claims
 # (store writes) overlap with the SMTP conversations of the others.
 POOL_SIZE = 16
-# Python's header refolding drops the quotes around a display name it folds, which turns a name holding an
-# address into a second recipient. Headers here stay far below 998 characters (render caps names), so they are
-# written unfolded rather than refolded at 78.
-WIRE = email.policy.SMTP.clone(max_line_length=998)
 
 
 class DeliveryError(Exception):
@@ -50,7 +45,7 @@ class Mailer:
             use_tls=s.smtp_security == SmtpSecurity.tls, start_tls=s.smtp_security == SmtpSecurity.starttls)
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Callable[[EmailMessage], Awaitable[None]]]:
+    async def connection(self) -> AsyncIterator[Callable[[Outgoing], Awaitable[None]]]:
         """Hold one of the pooled connections; yields the function that sends a message over it."""
         client = await self.idle.get()
         try:
@@ -58,16 +53,13 @@ class Mailer:
         finally:
             self.idle.put_nowait(client)
 
-    async def _send(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+    async def _send(self, client: aiosmtplib.SMTP, message: Outgoing) -> None:
         """Deliver one message or raise DeliveryError saying whether a retry could help."""
-        sender = message["From"].addresses[0].addr_spec
-        recipients = [address.addr_spec for address in message["To"].addresses]
-        data = message.as_bytes(policy=WIRE)
         try:
             async with asyncio.timeout(self.settings.smtp_timeout_s):
                 if not client.is_connected:
                     await client.connect()
-                await client.sendmail(sender, recipients, data)
+                await client.sendmail(message.sender, message.recipients, message.data)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._drop(client)
             code = _code(exc) if isinstance(exc, aiosmtplib.SMTPException) else None

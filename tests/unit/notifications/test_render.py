@@ -9,7 +9,6 @@ import pytest
 
 from services.notifications import render
 from services.notifications.domain import IcsMethod, Mail, Unsubscribe
-from services.notifications.mailer import WIRE
 from shared.messages import Language
 from shared.messages.notifications import NotificationKind as Kind
 from shared.messages.registration import EventInfo
@@ -40,6 +39,13 @@ SUBJECTS = {
 }
 
 
+def composed(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> email.message.EmailMessage:
+    """The mail as the SMTP server receives it, read back."""
+    outgoing = render.compose(mail, sender, unsubscribe_url)
+    assert outgoing.sender == "moteplass@example.no" and outgoing.recipients == [mail.recipient]
+    return email.message_from_bytes(outgoing.data, policy=default)
+
+
 def mail(kind: Kind, language: Language = Language.nn, **changes) -> Mail:
     fields = {"kind": kind, "recipient": "kari@example.no", "name": "Kari Nordmann", "language": language,
               "context": CONTEXT, "event": EVENT, "registration_id": "r1", **changes}
@@ -49,7 +55,7 @@ def mail(kind: Kind, language: Language = Language.nn, **changes) -> Mail:
 @pytest.mark.parametrize("language", list(Language))
 @pytest.mark.parametrize("kind", list(Kind))
 def test_every_kind_renders_in_every_language_with_text_and_escaped_html(kind, language):
-    message = render.compose(mail(kind, language), SENDER)
+    message = composed(mail(kind, language), SENDER)
     subject = message["Subject"]
     if expected := SUBJECTS[language].get(kind):
         assert subject.startswith(expected)
@@ -81,11 +87,11 @@ def calendar(message) -> icalendar.Calendar:
 
 
 def test_an_update_replaces_the_invitation_with_the_same_uid_and_a_higher_sequence():
-    first = calendar(render.compose(mail(Kind.confirmed, ics=IcsMethod.request), SENDER))
+    first = calendar(composed(mail(Kind.confirmed, ics=IcsMethod.request), SENDER))
     moved = EVENT.model_copy(update={"sequence": 2, "starts_at": START + timedelta(days=7),
                                      "ends_at": START + timedelta(days=7, hours=2)})
-    update = calendar(render.compose(mail(Kind.event_updated, event=moved, ics=IcsMethod.request), SENDER))
-    cancel = calendar(render.compose(mail(Kind.event_cancelled, event=moved, ics=IcsMethod.cancel), SENDER))
+    update = calendar(composed(mail(Kind.event_updated, event=moved, ics=IcsMethod.request), SENDER))
+    cancel = calendar(composed(mail(Kind.event_cancelled, event=moved, ics=IcsMethod.cancel), SENDER))
     [a], [b], [c] = first.walk("VEVENT"), update.walk("VEVENT"), cancel.walk("VEVENT")
     assert str(a["UID"]) == str(b["UID"]) == str(c["UID"]) == "jam.r1@moteplass.no"
     assert (a["SEQUENCE"], b["SEQUENCE"]) == (1, 2)
@@ -96,7 +102,7 @@ def test_an_update_replaces_the_invitation_with_the_same_uid_and_a_higher_sequen
 
 def test_the_venue_address_is_in_the_mail_and_the_invitation():
     at = EVENT.model_copy(update={"address": "Arnold Haukelands plass 10, Sandvika"})
-    message = render.compose(mail(Kind.confirmed, event=at, ics=IcsMethod.request), SENDER)
+    message = composed(mail(Kind.confirmed, event=at, ics=IcsMethod.request), SENDER)
     assert "Kvar: Bærum rådhus, Arnold Haukelands plass 10, Sandvika" in message.get_body(("plain",)).get_content()
     [entry] = calendar(message).walk("VEVENT")
     assert str(entry["LOCATION"]) == "Bærum rådhus, Arnold Haukelands plass 10, Sandvika"
@@ -105,30 +111,38 @@ def test_the_venue_address_is_in_the_mail_and_the_invitation():
 def test_mail_about_no_event_gives_times_in_norwegian_time():
     erasure = mail(Kind.comment_erasure, event=None, registration_id=None,
                    context={"comment_count": 1, "erase_url": "https://x/e", "expires_at": START})
-    text = render.compose(erasure, SENDER).get_body(("plain",)).get_content()
+    text = composed(erasure, SENDER).get_body(("plain",)).get_content()
     assert "slette kommentaren som" in text and "Lenkja gjeld til torsdag 4. mars 2027 kl. 10.00" in text
 
 
 def test_mails_without_invitation_carry_no_calendar():
-    message = render.compose(mail(Kind.waitlisted), SENDER)
+    message = composed(mail(Kind.waitlisted), SENDER)
     assert not [p for p in message.walk() if p.get_content_type() == "text/calendar"]
 
 
 def test_only_unsubscribable_mail_has_the_one_click_headers_and_link():
-    reminder = render.compose(mail(Kind.reminder, unsubscribe_topic=Unsubscribe.reminder), SENDER,
+    reminder = composed(mail(Kind.reminder, unsubscribe_topic=Unsubscribe.reminder), SENDER,
                               unsubscribe_url="https://n/unsubscribe?token=t")
     assert reminder["List-Unsubscribe"] == "<https://n/unsubscribe?token=t>"
     assert reminder["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "https://n/unsubscribe?token=t" in reminder.get_body(("plain",)).get_content()
-    confirmed = render.compose(mail(Kind.confirmed), SENDER)
+    confirmed = composed(mail(Kind.confirmed), SENDER)
     assert confirmed["List-Unsubscribe"] is None
 
 
 def test_a_name_cannot_add_headers_or_recipients_even_once_written_for_the_wire():
     name = "Kari\r\nBcc: deltakar-3d7298cfea@example.no\r\nSubject: Vinn!<script>alert(1)</script>"
-    message = render.compose(mail(Kind.confirmed, name=name), SENDER)
+    message = composed(mail(Kind.confirmed, name=name), SENDER)
     assert message["Bcc"] is None
     # A long display name holding an address is where the standard library's refolding used to go wrong.
-    sent = email.message_from_bytes(message.as_bytes(policy=WIRE), policy=default)
-    assert [a.addr_spec for a in sent["To"].addresses] == ["kari@example.no"]
-    assert sent["Bcc"] is None and sent["Subject"].startswith("Du er påmeld")
+    assert [a.addr_spec for a in message["To"].addresses] == ["kari@example.no"]
+    assert message["Subject"].startswith("Du er påmeld")
+
+
+@pytest.mark.parametrize("name", ["Åse Ødegård, «Bergen» <ase@example.no>", "Kari \"K\" Nordmann (leiar), Bærum " * 2,
+                                  "Ola Nordmann, Bergen kommune <ola@example.no>; per@example.no " * 2])
+def test_names_with_letters_quotes_and_addresses_stay_one_display_name(name):
+    message = composed(mail(Kind.confirmed, name=name), SENDER)
+    [to] = message["To"].addresses
+    assert to.addr_spec == "kari@example.no" and to.display_name == name.strip()[:render.HEADER_NAME_MAX]
+    assert message["From"].addresses[0].display_name == "Møteplass"
