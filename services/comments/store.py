@@ -59,10 +59,8 @@ class Store:
     # ---- rate limits: fixed windows shared by every instance ----
 
     async def hit_many(self, hits: list[tuple[str, timedelta]], now: datetime) -> list[tuple[int, datetime]]:
-        """Count hits (a key may come more than once) in their current windows: one write for the batch, then
-        one read of the totals. Returns for each hit its count so far and when its window ends. Another
-        instance's hit landing between the two makes a count high, never low: a limit may refuse a moment
-        early in such a race, but never lets more through."""
+        """Count hits (a key may come more than once) in their current windows in one write for the batch.
+        Returns for each hit its count so far and when its window ends."""
         ids, ends = [], {}
         for key, window in hits:
             seconds = int(window.total_seconds())
@@ -70,18 +68,17 @@ class Store:
             ids.append(f"{key}:{start}")
             ends[ids[-1]] = datetime.fromtimestamp(start + seconds, UTC)
         batch = Counter(ids)
-        if len(batch) == 1:  # the usual case when quiet: one round trip
-            ((doc_id, n),) = batch.items()
-            doc = await self.limits.find_one_and_update(
-                {"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
-                upsert=True, return_document=ReturnDocument.AFTER)
-            totals = {doc_id: doc["count"]}
-        else:
-            await self.limits.bulk_write(
-                [UpdateOne({"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
-                           upsert=True) for doc_id, n in batch.items()], ordered=False)
-            totals = {doc["_id"]: doc["count"]
-                      async for doc in self.limits.find({"_id": {"$in": list(batch)}}, {"count": 1})}
+        keys = list(batch)
+        result = await self.limits.bulk_write(
+            [UpdateOne({"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
+                       upsert=True) for doc_id, n in batch.items()], ordered=False)
+        # A window this batch opened holds exactly its hits (the usual case: no read). Others are read back;
+        # another instance's hit landing in between makes a count high, never low: a limit may then refuse a
+        # moment early, but never lets more through.
+        totals = {keys[i]: batch[keys[i]] for i in result.upserted_ids}
+        if len(totals) < len(keys):
+            totals |= {doc["_id"]: doc["count"] async for doc in self.limits.find(
+                {"_id": {"$in": [k for k in keys if k not in totals]}}, {"count": 1})}
         # The batch's hits of one key take the counts below its total in arrival order.
         seen: Counter[str] = Counter()
         counts = []

@@ -21,9 +21,10 @@ async def test_hits_in_one_batch_are_counted_in_arrival_order(settings):
         first = await store.hit_many([("post:a", minute), ("post:a", minute), ("post:b", minute),
                                       ("thread:a", hour)], now)
         assert [count for count, _ in first] == [1, 2, 1, 1]
-        assert [ends for _, ends in first] == [now + timedelta(seconds=30)] * 3 + [now + timedelta(minutes=59, seconds=30)]
-        assert await store.hit_many([("post:a", minute), ("post:a", minute)], now) == [
-            (3, now + timedelta(seconds=30)), (4, now + timedelta(seconds=30))]  # one key: the single write
+        assert [ends - now for _, ends in first] == [timedelta(seconds=30)] * 3 + [timedelta(minutes=59, seconds=30)]
+        assert await store.hit_many([("post:a", minute), ("post:a", minute)], now) == [  # an open window: read back
+            (3, now + timedelta(seconds=30)), (4, now + timedelta(seconds=30))]
+        assert [c for c, _ in await store.hit_many([("post:b", minute), ("post:c", minute)], now)] == [2, 1]
         assert [c for c, _ in await store.hit_many([("post:a", minute)], now + minute)] == [1]  # a new window
     finally:
         await client.close()
