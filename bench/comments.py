@@ -6,7 +6,8 @@ Starts its own nx-27017 (unless MONGO_URL is set) and uses the RabbitMQ at AMQP_
 service in a child process, seeds a thread of 10,000 approved comments straight through the store module, then
 measures at N concurrent clients: comment POSTs/s, first-page and deep-page GETs/s with p50/p99 (deep pages both
 repeated, which the page cache serves, and all different, which it cannot), beside the raw insert_one/find rates
-of the same store in the same run."""
+of the same store in the same run. The CPU the store and the service use per operation shows their cost apart
+from the contention of a shared machine."""
 
 import argparse
 import asyncio
@@ -25,7 +26,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import free_port, load, percentile, wait_ready  # noqa: E402
+from bench.harness import cpu_seconds, free_port, load, percentile, wait_ready  # noqa: E402
 from moteplass import devstack  # noqa: E402
 from services.comments import domain  # noqa: E402
 from services.comments.config import CommentsConfig  # noqa: E402
@@ -99,12 +100,19 @@ async def run(clients: int, seconds: float, runs: int) -> None:
         await indexed.ensure_indexes()
         pending = domain.NewComment(author_name="Raw", email="raw@example.no", body="x" * 40)
         deep = domain.encode_cursor(domain.Sort.newest, docs[SEED - 41])
-        rows: list[tuple[str, float, float, float]] = []
+        rows: list[tuple[str, float, float, float, float, float]] = []
         figures: dict[str, list[float]] = {}
+        # CPU per operation apart from contention: the machine is shared, the store's own cost is not.
+        processes = {"store": nx.pid if nx else None, "service": server.pid}
+
+        def cpu() -> dict[str, float]:
+            return {name: cpu_seconds(pid) if pid else float("nan") for name, pid in processes.items()}
 
         async def measure(name: str, request: Callable[[int], Awaitable[object]]) -> float:
+            before = cpu()
             rate, lat = await load(clients, seconds, request)
-            rows.append((name, rate, percentile(lat, 50), percentile(lat, 99)))
+            used = {key: (value - before[key]) / len(lat) * 1000 for key, value in cpu().items()}
+            rows.append((name, rate, percentile(lat, 50), percentile(lat, 99), used["store"], used["service"]))
             figures.setdefault(name, []).append(rate)
             figures.setdefault(f"{name} p99", []).append(percentile(lat, 99))
             return rate
@@ -149,9 +157,10 @@ async def run(clients: int, seconds: float, runs: int) -> None:
               f"{seconds:.0f} s per row, {runs} run(s), store {'nx-27017' if nx else mongo_url}, relay sweep every "
               f"{settings.relay_interval_s:g} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
               f"(the client, the service and the store share them)\n")
-        print(f"{'operation':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-        for name, rate, p50, p99 in rows:
-            print(f"{name:44} {rate:9.0f} {p50:8.1f} {p99:8.1f}")
+        print(f"{'operation':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'store CPU ms/op':>16} "
+              f"{'service CPU ms/op':>18}")
+        for name, rate, p50, p99, store_cpu, service_cpu in rows:
+            print(f"{name:44} {rate:9.0f} {p50:8.1f} {p99:8.1f} {store_cpu:16.2f} {service_cpu:18.2f}")
 
         def spread(name: str, fmt: str = ".0f") -> str:
             values = figures[name]

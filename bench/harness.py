@@ -1,10 +1,12 @@
-"""What the bench scripts share: free ports, a closed-loop load generator, percentiles, readiness waits."""
+"""What the bench scripts share: free ports, a closed-loop load generator, percentiles, readiness waits, CPU time."""
 
 import asyncio
+import os
 import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 
@@ -53,3 +55,9 @@ async def wait_ready(url: str, timeout_s: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not become ready within {timeout_s:.0f} s")
             await asyncio.sleep(0.2)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc), to show cost apart from contention."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -127,12 +127,10 @@ async def get_comments(request: web.Request, query: domain.PageQuery):
     """Approved comments (and placeholders of deleted ones with replies), top-level paged, replies nested."""
     ctx, lang, thread_id = request.app[COMMENTS], language(request), thread_id_of(request)
     size = query.limit or ctx.config.page_size
-    try:
-        after = domain.after(query.sort, query.cursor)
-    except BadCursor as exc:
-        raise ApiError(400, text("cursor", lang)) from exc
 
     async def build() -> bytes:
+        # The cursor is decoded only here: a cached page is served without even that (a bad one is never cached).
+        after = domain.after(query.sort, query.cursor)
         info = domain.thread_info(thread_id, await ctx.thread(thread_id))
         roots = [] if info.hidden else await ctx.store.page(thread_id, query.sort, after, size + 1)
         more = len(roots) > size
@@ -144,7 +142,10 @@ async def get_comments(request: web.Request, query: domain.PageQuery):
                            next_cursor=domain.encode_cursor(query.sort, roots[-1]) if more else None)
         return page.model_dump_json().encode()
 
-    body = await ctx.cache.get(thread_id, (query.sort, query.cursor, size, lang), build)
+    try:
+        body = await ctx.cache.get(thread_id, (query.sort, query.cursor, size, lang), build)
+    except BadCursor as exc:
+        raise ApiError(400, text("cursor", lang)) from exc
     return web.Response(body=body, content_type="application/json")
 
 
