@@ -2,11 +2,13 @@
 in Norwegian style in the event's timezone (Babel), an iCalendar invitation, and headers user text cannot break."""
 
 import email.policy
+import functools
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.encoders import encode_base64
-from email.header import Header
+from email.charset import QP, Charset
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -20,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from shared.messages import Language
 from shared.messages.registration import EventInfo
 
-from .domain import Mail, clean
+from .domain import IcsMethod, Mail, clean
 
 LOCALES = {Language.nn: "nn", Language.nb: "nb", Language.en: "en_GB"}
 DAY = {Language.nn: "EEEE d. MMMM y 'kl.'", Language.nb: "EEEE d. MMMM y 'kl.'", Language.en: "EEEE d MMMM y,"}
@@ -58,41 +60,57 @@ def _environment(autoescape: bool) -> Environment:
 TEXT, HTML = _environment(autoescape=False), _environment(autoescape=True)
 
 
-def render(mail: Mail, part: str, unsubscribe_url: str | None) -> str:
-    env = HTML if part == "html" else TEXT
-    template = env.get_template(f"{mail.language.value}/{mail.kind.value}.j2")
+def renderer(mail: Mail, unsubscribe_url: str | None) -> Callable[[str], str]:
+    """Renders the parts (subject, text, html) of a mail; what they share is worked out once."""
     event = mail.event
-    return template.render(
-        part=part, name=clean(mail.name), event=event, unsubscribe_url=unsubscribe_url,
-        when=when(event, mail.language) if event else "",
-        ics=mail.ics, moment=lambda value: moment(value, event, mail.language), **mail.context)
+    context = {"name": clean(mail.name), "event": event, "unsubscribe_url": unsubscribe_url,
+               "when": when(event, mail.language) if event else "", "ics": mail.ics,
+               "moment": lambda value: moment(value, event, mail.language), **mail.context}
+    name = f"{mail.language.value}/{mail.kind.value}.j2"
+
+    def render(part: str) -> str:
+        return (HTML if part == "html" else TEXT).get_template(name).render(part=part, **context)
+
+    return render
 
 
 def invitation(mail: Mail, organizer: str) -> bytes:
     """An iCalendar invitation; its UID stays the same for the registration so updates replace it."""
-    event = mail.event
+    before, after = _shared_lines(mail.event.model_dump_json(), mail.ics, organizer)
+    entry = icalendar.Event()
+    entry.add("uid", f"{mail.event.slug}.{mail.registration_id}@{ICS_DOMAIN}")
+    entry.add("dtstamp", datetime.now(UTC))
+    attendee = icalendar.vCalAddress(f"mailto:{mail.recipient}")
+    attendee.params["cn"] = clean(mail.name) or mail.recipient
+    attendee.params["role"] = "REQ-PARTICIPANT"
+    entry.add("attendee", attendee)
+    # Its own lines only: content_lines() frames them with BEGIN:VEVENT, END:VEVENT and an empty last line.
+    own = b"".join(line.to_ical() + b"\r\n" for line in entry.content_lines()[1:-2])
+    return before + own + after
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_lines(event_json: str, method: IcsMethod, organizer: str) -> tuple[bytes, bytes]:
+    """The invitation as it is for every attendee of one version of a møteplass, written once and split where
+    each attendee's own lines (UID, DTSTAMP, ATTENDEE) go: the library's writing is most of an invitation's cost."""
+    event = EventInfo.model_validate_json(event_json)
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Møteplass//notifications//NO")
     cal.add("version", "2.0")
-    cal.add("method", mail.ics.value)
+    cal.add("method", method.value)
     entry = icalendar.Event()
-    entry.add("uid", f"{event.slug}.{mail.registration_id}@{ICS_DOMAIN}")
     entry.add("sequence", event.sequence)
-    entry.add("dtstamp", datetime.now(UTC))
     entry.add("dtstart", event.starts_at.astimezone(UTC))
     entry.add("dtend", event.ends_at.astimezone(UTC))
     entry.add("summary", clean(event.title))
     entry.add("location", clean(", ".join(filter(None, [event.venue, event.address]))))
     if event.url:
         entry.add("url", event.url)
-    entry.add("status", "CANCELLED" if mail.ics.value == "CANCEL" else "CONFIRMED")
+    entry.add("status", "CANCELLED" if method == IcsMethod.cancel else "CONFIRMED")
     entry.add("organizer", icalendar.vCalAddress(f"mailto:{organizer}"))
-    attendee = icalendar.vCalAddress(f"mailto:{mail.recipient}")
-    attendee.params["cn"] = clean(mail.name) or mail.recipient
-    attendee.params["role"] = "REQ-PARTICIPANT"
-    entry.add("attendee", attendee)
     cal.add_component(entry)
-    return cal.to_ical()
+    before, after = cal.to_ical().split(b"END:VEVENT\r\n", 1)
+    return before, b"END:VEVENT\r\n" + after
 
 
 @dataclass(frozen=True)
@@ -109,11 +127,26 @@ class Outgoing:
 # text has had its control characters taken out (`clean`), so nothing can start a header of its own.
 # Headers stay unfolded (far below SMTP's 998; render caps names): folding a quoted display name is legal, but a
 # careless reader of the folded form could take an address in the name for a second recipient.
-WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=998)
+class _Wire(email.policy.Compat32):
+    def _fold(self, name, value, sanitize):
+        # Most headers are short ASCII, written as they are; the Header machinery (a third of the cost of writing
+        # a message) is left to the encoded and the long ones.
+        if isinstance(value, str) and value.isascii() and len(name) + len(value) + 2 <= self.max_line_length \
+                and "\r" not in value and "\n" not in value:
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)
 
 
-def _text(value: str) -> Header | str:
-    return value if value.isascii() else Header(value, "utf-8")
+WIRE = _Wire(linesep="\r\n", max_line_length=998)
+
+
+# One encoded word per header, Q-encoded (readable): choosing the shortest encoding costs more than the rest.
+UTF8 = Charset("utf-8")
+UTF8.header_encoding = QP
+
+
+def _text(value: str) -> str:
+    return value if value.isascii() else UTF8.header_encode(value)
 
 
 def _multipart(subtype: str, parts: list[MIMEBase]) -> MIMEMultipart:
@@ -122,20 +155,21 @@ def _multipart(subtype: str, parts: list[MIMEBase]) -> MIMEMultipart:
 
 
 def compose(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> Outgoing:
-    body = _multipart("alternative", [MIMEText(render(mail, "text", unsubscribe_url), "plain", "utf-8", policy=WIRE),
-                                      MIMEText(render(mail, "html", unsubscribe_url), "html", "utf-8", policy=WIRE)])
+    from_name, from_addr = parseaddr(sender)
+    render = renderer(mail, unsubscribe_url)
+    body = _multipart("alternative", [MIMEText(render("text"), "plain", "utf-8", policy=WIRE),
+                                      MIMEText(render("html"), "html", "utf-8", policy=WIRE)])
     if mail.ics and mail.event:
         ics = MIMEBase("text", "calendar", policy=WIRE, method=mail.ics.value, charset="utf-8")
-        ics.set_payload(invitation(mail, parseaddr(sender)[1]))
+        ics.set_payload(invitation(mail, from_addr))
         encode_base64(ics)
         ics.add_header("Content-Disposition", "attachment", filename="invitasjon.ics")
         body = _multipart("mixed", [body, ics])
-    from_name, from_addr = parseaddr(sender)
     # A display name is quoted (ASCII) or one encoded word: several encoded words in a phrase are read back with
     # spaces inserted between them by some parsers (CPython's among them).
-    body["From"] = formataddr((from_name, from_addr), charset="utf-8")
-    body["To"] = formataddr((clean(mail.name)[:HEADER_NAME_MAX], mail.recipient), charset="utf-8")
-    body["Subject"] = _text(clean(render(mail, "subject", unsubscribe_url)))
+    body["From"] = formataddr((from_name, from_addr), charset=UTF8)
+    body["To"] = formataddr((clean(mail.name)[:HEADER_NAME_MAX], mail.recipient), charset=UTF8)
+    body["Subject"] = _text(clean(render("subject")))
     body["Date"] = rfc2822_date(datetime.now(UTC))
     body["Message-ID"] = make_msgid(domain=ICS_DOMAIN)
     body["Auto-Submitted"] = "auto-generated"
