@@ -39,6 +39,10 @@ MAILS = Counter("notifications_mails_total", "Mails by kind and outcome (sent, f
                 ["kind", "outcome"])
 
 
+# Mails claimed per pooled SMTP connection (see Notifier.lease_s).
+CLAIM_AHEAD = 4
+
+
 class Busy(Exception):
     """Another replica is sending this very mail right now: look again after a retry delay."""
 
@@ -50,8 +54,12 @@ def now() -> datetime:
 class Notifier:
     def __init__(self, settings: Settings, store: Store, mailer: Mailer, relay: Outbox):
         self.settings, self.store, self.mailer, self.relay = settings, store, mailer, relay
-        # Longer than one SMTP conversation can take, so a live sender never loses its claim.
-        self.lease_s = max(30.0, 3 * settings.smtp_timeout_s)
+        # Mails are claimed before they wait for a pooled connection, so that claims go to the store in batches;
+        # this many at most, so that the wait is bounded: the sends queued ahead on the pool, then its own.
+        self._claimed = asyncio.Semaphore(CLAIM_AHEAD * mailer.pool_size)
+        # Longer than that wait and one SMTP conversation (each bounded by the timeout), so a live sender never
+        # loses its claim.
+        self.lease_s = max(30.0, (CLAIM_AHEAD + 2) * settings.smtp_timeout_s)
         self._claiming = GroupCommit(lambda claims: self.store.claim(claims, time.time(), self.lease_s))
         self._finishing = GroupCommit(self._finish)
         self._tracking = GroupCommit(self.store.remember_attendees)
@@ -100,16 +108,15 @@ class Notifier:
             message = compose(mail, self.settings.mail_from, self.unsubscribe_url(mail))
         except Exception as exc:  # a template or data bug: retrying cannot help
             raise PermanentFailure(f"cannot compose the {mail.kind} mail: {exc!r}") from exc
-        async with self.mailer.connection() as send:
-            # Claimed only with a connection in hand, so the lease covers one SMTP conversation and never the
-            # wait for a free connection.
+        async with self._claimed:
             record = await self._claiming.submit((message_id, mail))
             if record is None:
                 return await self.check_taken(message_id, mail)
             if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
                 return await self._finishing.submit((record["_id"], Status.unsubscribed, None, None))
             try:
-                await send(message)
+                async with self.mailer.connection() as send:
+                    await send(message)
                 refused = None
             except DeliveryError as exc:
                 if not exc.permanent:

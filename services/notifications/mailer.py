@@ -13,8 +13,7 @@ from shared.settings import Settings, SmtpSecurity
 from .domain import is_permanent
 from .render import Outgoing
 
-# Connections kept open to the SMTP server. A mail is claimed with a connection in hand, so this many claims
-# (store writes) overlap with the SMTP conversations of the others.
+# Connections kept open to the SMTP server: this many SMTP conversations overlap.
 POOL_SIZE = 16
 
 
@@ -32,7 +31,7 @@ def _code(exc: aiosmtplib.SMTPException) -> int | None:
 
 class Mailer:
     def __init__(self, settings: Settings, pool_size: int = POOL_SIZE):
-        self.settings = settings
+        self.settings, self.pool_size = settings, pool_size
         self.idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         for _ in range(pool_size):
             self.idle.put_nowait(self._client())
