@@ -6,7 +6,10 @@ import asyncio
 import aiohttp
 from aiosmtpd.smtp import SMTP
 
-from services.notifications.app import create_app
+from services.notifications.app import SERVICE, create_app
+from services.notifications.consumers import BINDINGS
+from services.notifications.store import Store
+from shared.bus import Bus
 from tests.conftest import free_port
 
 from .conftest import address, confirmed, eventually
@@ -175,3 +178,25 @@ async def _listed(cli, message_id: str) -> str | None:
 async def _replayed(cli) -> str | None:
     output = await cli("replay")
     return None if output.startswith("0 ") else output
+
+
+async def test_a_burst_of_queued_messages_sends_each_mail_once_with_batched_store_writes(
+        settings, start_service, publish, mailbox, records, monkeypatch):
+    writes = {"claim": [], "finish": []}
+    for name in writes:
+        def counting(self, batch, *args, _name=name, _original=getattr(Store, name)):
+            writes[_name].append(len(batch))
+            return _original(self, batch, *args)
+        monkeypatch.setattr(Store, name, counting)
+    bus = await Bus(settings, source="/tests").connect()
+    await bus.declare_consumer_queues(SERVICE, BINDINGS)
+    await bus.close()
+    recipients = [address() for _ in range(30)]
+    for to in recipients:  # queued before the service starts: it meets them as a burst
+        await publish(confirmed(to))
+    await start_service(create_app, "notifications")
+
+    await eventually(lambda: count(records, {"status": "sent"}, 30))
+    assert [len(await mailbox.messages_to(to)) for to in recipients] == [1] * 30
+    assert sum(writes["claim"]) == sum(writes["finish"]) == 30
+    assert len(writes["claim"]) < 30 and len(writes["finish"]) < 30  # several mails per store write
