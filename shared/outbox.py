@@ -45,14 +45,12 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def _or_defer(flushing: Awaitable[None]) -> bool:
-    """Publish now if the broker is there (True); otherwise the relay will (the entries are safe in the store)."""
+async def _or_defer(flushing: Awaitable[None]) -> None:
+    """Publish now if the broker is there; otherwise the relay will (the entries are safe in the store)."""
     try:
         await flushing
     except Exception:
         log.warning("publish deferred to the outbox relay", exc_info=True)
-        return False
-    return True
 
 
 class Outbox:
@@ -67,10 +65,17 @@ class Outbox:
             await collection.create_index(DUE, sparse=True)
 
     async def flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
-        """Publish entries (confirmed by the broker) and only then remove them from the document."""
-        await self._publish(entries)
-        if entries:
-            await collection.update_one({"_id": doc_id}, {"$pull": {FIELD: {"id": {"$in": [e["id"] for e in entries]}}}})
+        """Publish a document's entries (each confirmed by the broker) and only then remove them from it."""
+        await self.flush_many(collection, [(doc_id, entries)])
+
+    async def flush_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
+        """`flush` for many documents of one collection at once: published concurrently (each document's entries
+        in order), then all removed in one write."""
+        await asyncio.gather(*(self._publish(items) for _, items in batch))
+        ids = [item["id"] for _, items in batch for item in items]
+        if ids:
+            await collection.update_many({"_id": {"$in": [doc_id for doc_id, _ in batch]}},
+                                         {"$pull": {FIELD: {"id": {"$in": ids}}}})
 
     async def _publish(self, entries: list[dict]) -> None:
         for item in entries:  # one after the other: a document's messages keep their order
@@ -79,24 +84,6 @@ class Outbox:
     async def try_flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
         """Publish now if the broker is there; otherwise the relay will (the entries are safe in the store)."""
         await _or_defer(self.flush(collection, doc_id, entries))
-
-    async def flush_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
-        """`flush` for many documents of one collection at once: the documents' entries published concurrently
-        (each confirmed by the broker), then all removed in one write."""
-        await asyncio.gather(*(self._publish(items) for _, items in batch))
-        await self.clear_many(collection, batch)
-
-    async def try_publish(self, entries: list[dict]) -> bool:
-        """Only the first half of `try_flush`, for a caller that clears the published entries later (with
-        `clear_many`, from many documents at once); False when the relay will publish them."""
-        return await _or_defer(self._publish(entries))
-
-    async def clear_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
-        """Remove published entries from many documents of one collection in one write."""
-        entries = [item for _, items in batch for item in items]
-        if entries:
-            await collection.update_many({"_id": {"$in": [doc_id for doc_id, _ in batch]}},
-                                         {"$pull": {FIELD: {"id": {"$in": [e["id"] for e in entries]}}}})
 
     async def try_flush_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
         """`try_flush` for many documents of one collection at once."""

@@ -41,11 +41,11 @@ class Registrations:
         # they stay so (a registration leaves a place before it is removed, and a move makes a new place), so
         # each is looked up once, not on every pass.
         self._sound: dict[str, set[tuple[str, str]]] = {}
-        # The hot path's writes are group commits (shared.batching): places per event; inserts, and the clearing
-        # of published outbox entries, for all.
+        # The hot path's writes are group commits (shared.batching): places per event; inserts, and the
+        # publishing of their outbox entries, for all.
         self._placing: dict[str, GroupCommit[str, tuple[Status, int | None, dict]]] = {}
         self._inserting = GroupCommit(lambda batch: self.store.insert_registrations(batch))
-        self._clearing = GroupCommit(self._clear_published)
+        self._publishing = GroupCommit(self._publish_registrations)
 
     def _entry(self, payload, subject: str) -> dict:
         event: CloudEvent = make_event(payload, source=self.source, subject=subject,
@@ -197,10 +197,9 @@ class Registrations:
             if registration["status"] != Status.pending_confirmation:
                 await self.promote_waiting(await self.store.release(slug, rid))
             raise Refused("Denne e-postadressa er alt påmeld til møteplassen.")
-        if await self.outbox.try_publish(entries):
-            # Answered once the broker has the message; clearing it from the outbox is bookkeeping, done after, for
-            # many at once. Should this process die first, the relay sends it again: consumers drop the repeat.
-            self._clearing.add((rid, entries))
+        # Answered once stored: the message is safe in the registration's outbox. Publishing it (then clearing it)
+        # runs off the request's path, for many at once; should this process die first, the relay publishes it.
+        self._publishing.add((rid, entries))
         return registration
 
     async def _place_new(self, slug: str, rids: list[str]) -> list[tuple[Status, int | None, dict] | Refused]:
@@ -218,8 +217,8 @@ class Registrations:
         return [(*where, placed) if where else Refused("Møteplassen er full.")
                 for where in domain.batch_placement(len(placed["waitlist"]), seats, waiting, len(rids))]
 
-    async def _clear_published(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
-        await self.outbox.clear_many(self.store.registrations, batch)
+    async def _publish_registrations(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
+        await self.outbox.try_flush_many(self.store.registrations, batch)
         return [None] * len(batch)
 
     async def confirm(self, rid: str, token: str) -> dict:

@@ -52,7 +52,7 @@ async def test_crash_between_store_write_and_publish_is_published_by_the_relay(s
                                                                                admin_headers):
     base, flows = await start_doomed(start_service, settings)
     assert (await post(http, f"{base}/events", event_body(), admin_headers))[0] == 201
-    flows.outbox.try_flush = flows.outbox.try_publish = nothing  # dies right after the write, before publishing
+    flows.outbox.try_flush = flows.outbox.try_flush_many = nothing  # dies right after the write, before publishing
     status, created = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1))
     assert status == 201
 
