@@ -50,8 +50,10 @@ def moment(value: datetime, event: EventInfo | None, language: Language) -> str:
 
 
 def _environment(autoescape: bool) -> Environment:
+    # auto_reload off: the templates ship with the code, so there is no need to stat their files for every mail.
     env = Environment(loader=PackageLoader("services.notifications", "templates"), autoescape=autoescape,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      auto_reload=False)
     env.filters["clean"] = clean
     return env
 
