@@ -28,7 +28,7 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import free_port  # noqa: E402
+from bench.harness import cpu_seconds, free_port  # noqa: E402
 from moteplass import devstack  # noqa: E402
 from services.notifications import domain, render  # noqa: E402
 from services.notifications.consumers import BINDINGS  # noqa: E402
@@ -106,12 +106,6 @@ async def raw_rate(settings: Settings, count: int, connections: int, watched: di
     for client in clients:
         await client.quit()
     return count / elapsed, cpu
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc), to show cost apart from contention."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def service_rate(settings: Settings, count: int, watched: dict[str, int],
