@@ -4,11 +4,11 @@ in Norwegian style in the event's timezone (Babel), an iCalendar invitation, and
 import email.policy
 import functools
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.encoders import encode_base64
 from email.charset import QP, Charset
+from email.encoders import encode_base64
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
