@@ -146,3 +146,16 @@ def test_names_with_letters_quotes_and_addresses_stay_one_display_name(name):
     [to] = message["To"].addresses
     assert to.addr_spec == "kari@example.no" and to.display_name == name.strip()[:render.HEADER_NAME_MAX]
     assert message["From"].addresses[0].display_name == "Møteplass"
+
+
+def test_attendees_of_one_møteplass_share_its_invitation_lines_but_get_their_own_uid_and_attendee():
+    kari = calendar(composed(mail(Kind.confirmed, ics=IcsMethod.request), SENDER)).walk("VEVENT")[0]
+    ola = calendar(composed(mail(Kind.confirmed, ics=IcsMethod.request, recipient="ola@example.no", name="Ola",
+                                 registration_id="r2"), SENDER)).walk("VEVENT")[0]
+    assert (str(kari["UID"]), str(ola["UID"])) == ("jam.r1@moteplass.no", "jam.r2@moteplass.no")
+    assert (str(kari["ATTENDEE"]), str(ola["ATTENDEE"])) == ("mailto:kari@example.no", "mailto:ola@example.no")
+    assert ola["ATTENDEE"].params["CN"] == "Ola"
+    assert [str(e["SUMMARY"]) for e in (kari, ola)] == ["Innovasjonsjam <i>&</i>"] * 2
+    moved = calendar(composed(mail(Kind.event_updated, ics=IcsMethod.request, registration_id="r2",
+                                   event=EVENT.model_copy(update={"venue": "Sandvika", "sequence": 2})), SENDER))
+    assert str(moved.walk("VEVENT")[0]["LOCATION"]) == "Sandvika"  # a new version of the møteplass is written anew
