@@ -34,6 +34,7 @@ from services.comments.store import Store  # noqa: E402
 from shared import outbox  # noqa: E402
 from shared.messages.comments import CommentStatus  # noqa: E402
 from shared.mongo import connect  # noqa: E402
+from shared.runtime import run  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 THREAD = "bench-thread"
@@ -44,13 +45,11 @@ FIRST, DEEP = "GET first page (20)", "GET deep page (same, at 9,960)"
 
 def serve(settings_json: str, config_json: str) -> None:
     """The service in its own process, as it runs in production (one process per instance)."""
-    from aiohttp import web
-
     from services.comments.app import create_app
 
     settings = Settings.model_validate_json(settings_json)
     app = create_app(settings, CommentsConfig.model_validate_json(config_json))
-    web.run_app(app, host="127.0.0.1", port=settings.comments_port, access_log=None, print=None)
+    run(app, settings, "comments", settings.comments_port)
 
 
 async def seed(store: Store) -> list[dict]:

@@ -41,6 +41,7 @@ from services.notifications.mailer import POOL_SIZE  # noqa: E402
 from shared.bus import Bus  # noqa: E402
 from shared.messages import make_event  # noqa: E402
 from shared.messages.registration import EventInfo, RegistrationConfirmed  # noqa: E402
+from shared.runtime import run  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 SERVICE = "notifications"
@@ -52,16 +53,13 @@ EVENT = EventInfo(slug="innovasjonsjam", title="Innovasjonsjam i Bærum", starts
 def serve(settings_json: str, profile: str | None = None) -> None:
     """The service in its own process, as it runs in production (one process per instance); with `profile`, under
     cProfile, its statistics written there when the process is told to stop."""
-    from aiohttp import web
-
     from services.notifications.app import create_app
 
     settings = Settings.model_validate_json(settings_json)
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
-    web.run_app(create_app(settings), host="127.0.0.1", port=settings.notifications_port, access_log=None,
-                print=None)
+    run(create_app(settings), settings, "notifications", settings.notifications_port)
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)

@@ -32,17 +32,16 @@ from moteplass import devstack  # noqa: E402
 from services.registration.config import RegistrationConfig  # noqa: E402
 from shared.auth import Role, issue_token  # noqa: E402
 from shared.mongo import connect  # noqa: E402
+from shared.runtime import run  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 
 def serve(settings_json: str, config_json: str, jwt_secret: str) -> None:
-    from aiohttp import web
-
     from services.registration.app import create_app
 
     settings = Settings.model_validate_json(settings_json).model_copy(update={"jwt_secret": SecretStr(jwt_secret)})
     app = create_app(settings, RegistrationConfig.model_validate_json(config_json))
-    web.run_app(app, host="127.0.0.1", port=settings.registration_port, access_log=None, print=None)
+    run(app, settings, "registration", settings.registration_port)
 
 
 async def run(clients: int, seconds: float, events: int, capacity: int, runs: int) -> None:
