@@ -23,9 +23,16 @@ class StoredMessage:
         self.id = uuid.uuid4().hex
         self.raw = raw
         self.created = datetime.now(UTC)
-        self.parsed: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
         self.envelope_to = list(envelope.rcpt_tos)
-        self.parts = [part for part in self.parsed.walk() if not part.is_multipart()]
+
+    # Parsed when first read, not while the SMTP client waits: accepting a mail stays cheap, as in Mailpit.
+    @cached_property
+    def parsed(self) -> EmailMessage:
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
+
+    @cached_property
+    def parts(self) -> list[EmailMessage]:
+        return [part for part in self.parsed.walk() if not part.is_multipart()]
 
     def _body(self, subtype: str) -> str:
         part = self.parsed.get_body(preferencelist=(subtype,))
