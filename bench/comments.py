@@ -14,27 +14,26 @@ import asyncio
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import cpu_seconds, free_port, load, percentile, wait_ready  # noqa: E402
-from moteplass import devstack  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Infra, cpu_seconds, delete_broker_objects, free_port, load, percentile, store_and_broker, wait_ready,
+)
 from services.comments import domain  # noqa: E402
 from services.comments.config import CommentsConfig  # noqa: E402
 from services.comments.store import Store  # noqa: E402
 from shared import outbox  # noqa: E402
 from shared.messages.comments import CommentStatus  # noqa: E402
 from shared.mongo import connect  # noqa: E402
-from shared.runtime import run  # noqa: E402
+from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 THREAD = "bench-thread"
@@ -49,7 +48,7 @@ def serve(settings_json: str, config_json: str) -> None:
 
     settings = Settings.model_validate_json(settings_json)
     app = create_app(settings, CommentsConfig.model_validate_json(config_json))
-    run(app, settings, "comments", settings.comments_port)
+    runtime.run(app, settings, "comments", settings.comments_port)
 
 
 async def seed(store: Store) -> list[dict]:
@@ -71,17 +70,13 @@ async def settled(db, timeout_s: float = 30) -> None:
 
 
 async def run(clients: int, seconds: float, runs: int) -> None:
+    async with store_and_broker() as infra:
+        await bench(infra, clients, seconds, runs)
+
+
+async def bench(infra: Infra, clients: int, seconds: float, runs: int) -> None:
     tag = f"bench{uuid.uuid4().hex[:8]}"
-    nx = None
-    tmp = tempfile.TemporaryDirectory()
-    mongo_url = os.environ.get("MONGO_URL")
-    if mongo_url is None:
-        port = free_port()
-        nx = devstack.start_store(Path(tmp.name), port, Path(tmp.name) / "nx.log")
-        mongo_url = f"mongodb://127.0.0.1:{port}"
-        await devstack.wait_for_store(mongo_url)
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    await devstack.ensure_broker(amqp_url)
+    mongo_url, amqp_url = infra.mongo_url, infra.amqp_url
     settings = Settings(mongo_url=mongo_url, amqp_url=amqp_url, db_prefix=f"{tag}_", exchange=f"{tag}.events",
                         queue_prefix=f"{tag}.", comments_port=free_port(), log_level="WARNING")
     # Limits high enough that the clients measure the service, not the spam guard (the check itself still runs).
@@ -111,7 +106,7 @@ async def run(clients: int, seconds: float, runs: int) -> None:
         rows: list[tuple[str, float, float, float, float, float]] = []
         figures: dict[str, list[float]] = {}
         # CPU per operation apart from contention: the machine is shared, the store's own cost is not.
-        processes = {"store": nx.pid if nx else None, "service": server.pid}
+        processes = {"store": infra.store_pid, "service": server.pid}
 
         def cpu() -> dict[str, float]:
             return {name: cpu_seconds(pid) if pid else float("nan") for name, pid in processes.items()}
@@ -162,7 +157,7 @@ async def run(clients: int, seconds: float, runs: int) -> None:
                     {"cursor": domain.encode_cursor(domain.Sort.newest, docs[(SEED // 2 + n * 7) % (SEED - 1)])}))
 
         print(f"\ncomments service, thread of {SEED:,} approved comments, {clients} concurrent clients, "
-              f"{seconds:.0f} s per row, {runs} run(s), store {'nx-27017' if nx else mongo_url}, relay sweep every "
+              f"{seconds:.0f} s per row, {runs} run(s), store {infra.store_label}, relay sweep every "
               f"{settings.relay_interval_s:g} s; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
               f"(the client, the service and the store share them)\n")
         print(f"{'operation':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'store CPU ms/op':>16} "
@@ -184,21 +179,7 @@ async def run(clients: int, seconds: float, runs: int) -> None:
         for name in (settings.db_name("comments"), f"{tag}_raw"):
             await client.drop_database(name)
         await client.close()
-        await _delete_broker_objects(settings)
-        if nx is not None:
-            nx.terminate()
-            nx.wait(10)
-        tmp.cleanup()
-
-
-async def _delete_broker_objects(settings: Settings) -> None:
-    connection = await aio_pika.connect(settings.amqp_url)
-    channel = await connection.channel()
-    main = settings.queue_name("comments")
-    for name in [main, f"{main}.dead", *(f"{main}.retry.{i}" for i in range(len(settings.retry_delays_ms)))]:
-        await channel.queue_delete(name)
-    await channel.exchange_delete(settings.exchange)
-    await connection.close()
+        await delete_broker_objects(settings, "comments")
 
 
 def main() -> None:

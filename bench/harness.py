@@ -1,14 +1,23 @@
-"""What the bench scripts share: free ports, a closed-loop load generator, percentiles, readiness waits, CPU time."""
+"""What the bench scripts share: their store and broker, free ports, a closed-loop load generator, percentiles,
+readiness waits, CPU time."""
 
 import asyncio
 import os
 import socket
 import statistics
+import subprocess
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
 import aiohttp
+
+from moteplass import devstack
+from shared.settings import Settings
 
 
 def free_port() -> int:
@@ -61,3 +70,50 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used (Linux /proc), to show cost apart from contention."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Infra:
+    mongo_url: str
+    amqp_url: str
+    store_pid: int | None  # the nx-27017 started here; None when MONGO_URL names someone else's store
+
+    @property
+    def store_label(self) -> str:
+        return "nx-27017" if self.store_pid else self.mongo_url
+
+
+@asynccontextmanager
+async def store_and_broker() -> AsyncIterator[Infra]:
+    """The store at MONGO_URL, else a fresh nx-27017 of the bench's own (removed after), and the broker at
+    AMQP_URL (default the local one, started if stopped)."""
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    await devstack.ensure_broker(amqp_url)
+    if mongo_url := os.environ.get("MONGO_URL"):
+        yield Infra(mongo_url, amqp_url, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="nx-bench-") as data:
+        port = free_port()
+        store = devstack.start_store(Path(data), port, Path(data) / "nx.log")
+        try:
+            mongo_url = f"mongodb://127.0.0.1:{port}"
+            await devstack.wait_for_store(mongo_url)
+            yield Infra(mongo_url, amqp_url, store.pid)
+        finally:
+            store.terminate()
+            try:
+                store.wait(10)
+            except subprocess.TimeoutExpired:  # a busy shared machine: do not leave it running
+                store.kill()
+                store.wait()
+
+
+async def delete_broker_objects(settings: Settings, service: str) -> None:
+    """The bench's exchange and the service's queues (main, retries, dead)."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    channel = await connection.channel()
+    main = settings.queue_name(service)
+    for name in [main, f"{main}.dead", *(f"{main}.retry.{i}" for i in range(len(settings.retry_delays_ms)))]:
+        await channel.queue_delete(name)
+    await channel.exchange_delete(settings.exchange)
+    await connection.close()

@@ -20,7 +20,6 @@ import cProfile
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,15 +32,14 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import cpu_seconds, free_port  # noqa: E402
-from moteplass import devstack  # noqa: E402
+from bench.harness import Infra, cpu_seconds, delete_broker_objects, free_port, store_and_broker  # noqa: E402
 from services.notifications import domain, render  # noqa: E402
 from services.notifications.consumers import BINDINGS  # noqa: E402
 from services.notifications.mailer import POOL_SIZE  # noqa: E402
 from shared.bus import Bus  # noqa: E402
 from shared.messages import make_event  # noqa: E402
 from shared.messages.registration import EventInfo, RegistrationConfirmed  # noqa: E402
-from shared.runtime import run  # noqa: E402
+from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 SERVICE = "notifications"
@@ -59,7 +57,7 @@ def serve(settings_json: str, profile: str | None = None) -> None:
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
-    run(create_app(settings), settings, "notifications", settings.notifications_port)
+    runtime.run(create_app(settings), settings, "notifications", settings.notifications_port)
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -165,24 +163,20 @@ async def service_rate(settings: Settings, count: int, watched: dict[str, int],
 
 
 async def main(count: int, runs: int, profile: str | None) -> None:
+    async with store_and_broker() as infra:
+        await bench(infra, count, runs, profile)
+
+
+async def bench(infra: Infra, count: int, runs: int, profile: str | None) -> None:
     tag = f"bench{uuid.uuid4().hex[:8]}"
-    children = []
-    mongo_url = os.environ.get("MONGO_URL")
-    if not mongo_url:
-        port = free_port()
-        data = Path(tempfile.mkdtemp(prefix="nx-bench-"))
-        children.append(devstack.start_store(data, port, data / "nx.log"))
-        mongo_url = f"mongodb://127.0.0.1:{port}"
-        await devstack.wait_for_store(mongo_url)
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    await devstack.ensure_broker(amqp_url)
+    mongo_url, amqp_url = infra.mongo_url, infra.amqp_url
     smtp_port, http_port = free_port(), free_port()
     mail_sink = multiprocessing.get_context("spawn").Process(target=sink, args=(smtp_port, http_port))
     mail_sink.start()
     settings = Settings(mongo_url=mongo_url, amqp_url=amqp_url, db_prefix=f"{tag}_", exchange=f"{tag}.events",
                         queue_prefix=f"{tag}.", smtp_port=smtp_port, notifications_port=free_port(),
                         log_level="WARNING")
-    watched = {"sink": mail_sink.pid, **({"store": children[0].pid} if children else {})}
+    watched = {"sink": mail_sink.pid, **({"store": infra.store_pid} if infra.store_pid else {})}
     rows = []
     try:
         await wait_for_sink(smtp_port)
@@ -196,11 +190,8 @@ async def main(count: int, runs: int, profile: str | None) -> None:
             await empty(http_port)
             rows.append((raw_one, raw_pool, raw_cpu, *await service_rate(settings, count, watched, profile)))
     finally:
-        await cleanup(settings)
+        await delete_broker_objects(settings, SERVICE)
         mail_sink.terminate()
-        for child in children:
-            child.terminate()
-            child.wait(10)
 
     print(f"\nNotifications: a burst of {count} queued registration.confirmed messages to the dev mail sink, "
           f"{runs} run(s)\n")
@@ -234,17 +225,6 @@ async def wait_for_sink(port: int) -> None:
         except (OSError, aiosmtplib.SMTPException):
             await asyncio.sleep(0.1)
     raise SystemExit("the mail sink did not start")
-
-
-async def cleanup(settings: Settings) -> None:
-    connection = await aio_pika.connect(settings.amqp_url)
-    channel = await connection.channel()
-    main_queue = settings.queue_name(SERVICE)
-    for name in [main_queue, f"{main_queue}.dead",
-                 *(f"{main_queue}.retry.{i}" for i in range(len(settings.retry_delays_ms)))]:
-        await channel.queue_delete(name)
-    await channel.exchange_delete(settings.exchange)
-    await connection.close()
 
 
 if __name__ == "__main__":

@@ -13,26 +13,23 @@ insert_one, p99 <= 50 ms at 64 clients. The machine may be shared: --runs repeat
 import argparse
 import asyncio
 import multiprocessing
-import os
-import subprocess
 import sys
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import free_port, load, percentile, wait_ready  # noqa: E402
-from moteplass import devstack  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Infra, delete_broker_objects, free_port, load, percentile, store_and_broker, wait_ready,
+)
 from services.registration.config import RegistrationConfig  # noqa: E402
 from shared.auth import Role, issue_token  # noqa: E402
 from shared.mongo import connect  # noqa: E402
-from shared.runtime import run  # noqa: E402
+from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 
@@ -41,21 +38,17 @@ def serve(settings_json: str, config_json: str, jwt_secret: str) -> None:
 
     settings = Settings.model_validate_json(settings_json).model_copy(update={"jwt_secret": SecretStr(jwt_secret)})
     app = create_app(settings, RegistrationConfig.model_validate_json(config_json))
-    run(app, settings, "registration", settings.registration_port)
+    runtime.run(app, settings, "registration", settings.registration_port)
 
 
 async def run(clients: int, seconds: float, events: int, capacity: int, runs: int) -> None:
+    async with store_and_broker() as infra:
+        await bench(infra, clients, seconds, events, capacity, runs)
+
+
+async def bench(infra: Infra, clients: int, seconds: float, events: int, capacity: int, runs: int) -> None:
     tag = f"bench{uuid.uuid4().hex[:8]}"
-    nx = None
-    tmp = tempfile.TemporaryDirectory()
-    mongo_url = os.environ.get("MONGO_URL")
-    if mongo_url is None:
-        port = free_port()
-        nx = devstack.start_store(Path(tmp.name), port, Path(tmp.name) / "nx.log")
-        mongo_url = f"mongodb://127.0.0.1:{port}"
-        await devstack.wait_for_store(mongo_url)
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    await devstack.ensure_broker(amqp_url)
+    mongo_url, amqp_url = infra.mongo_url, infra.amqp_url
     secret = uuid.uuid4().hex * 2
     settings = Settings(mongo_url=mongo_url, amqp_url=amqp_url, db_prefix=f"{tag}_", exchange=f"{tag}.events",
                         queue_prefix=f"{tag}.", registration_port=free_port(), log_level="WARNING",
@@ -117,7 +110,7 @@ async def run(clients: int, seconds: float, events: int, capacity: int, runs: in
 
         print(f"\nregistration service, {events} møteplassar of {capacity} seats (and one popular of {capacity}), "
               f"{clients} concurrent clients, {seconds:.0f} s per row, {runs} run(s), "
-              f"store {'nx-27017' if nx else mongo_url}\n")
+              f"store {infra.store_label}\n")
         print(f"{'operation':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for name, rate, p50, p99 in rows:
             print(f"{name:44} {rate:9.0f} {p50:8.1f} {p99:8.1f}")
@@ -129,18 +122,7 @@ async def run(clients: int, seconds: float, events: int, capacity: int, runs: in
         server.join(10)
         await client.drop_database(settings.db_name("registration"))
         await client.close()
-        connection = await aio_pika.connect(settings.amqp_url)
-        channel = await connection.channel()
-        await channel.exchange_delete(settings.exchange)
-        await connection.close()
-        if nx is not None:
-            nx.terminate()
-            try:
-                nx.wait(10)
-            except subprocess.TimeoutExpired:  # a busy shared machine: do not leave it running
-                nx.kill()
-                nx.wait()
-        tmp.cleanup()
+        await delete_broker_objects(settings, "registration")
 
 
 def main() -> None:
