@@ -105,13 +105,3 @@ class Outbox:
         if published:
             log.info("outbox relay published %d event(s)", published)
         return published
-
-    async def run(self, interval_s: float) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("outbox sweep failed; will try again", exc_info=True)
-            await asyncio.sleep(interval_s)

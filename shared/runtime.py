@@ -49,12 +49,28 @@ class Runtime:
         self.tasks.append(task)
         return task
 
+    def every(self, interval_s: float, job: Callable[[], Awaitable]) -> asyncio.Task:
+        """Run an upkeep job now and then every interval_s for the service's lifetime; a failure is logged and the
+        job tried again next time."""
+        return self.spawn(_repeat(interval_s, job))
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.bus.close()
         await self.client.close()
+
+
+async def _repeat(interval_s: float, job: Callable[[], Awaitable]) -> None:
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("%s failed; will try again", getattr(job, "__qualname__", "upkeep"), exc_info=True)
+        await asyncio.sleep(interval_s)
 
 
 def run(app: web.Application, settings: Settings, service: str, port: int) -> None:

@@ -4,7 +4,6 @@ exchange and queue names."""
 
 import os
 import socket
-import subprocess
 import uuid
 from collections.abc import Callable
 

@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
         for indexes in (comments.store.ensure_indexes, comments.outbox.ensure_indexes, processed.ensure_indexes):
             await indexes()
         await comments.outbox.sweep(grace=timedelta(0))  # what a previous process stored but did not publish
-        runtime.spawn(comments.outbox.run(runtime.settings.relay_interval_s))
+        runtime.every(runtime.settings.relay_interval_s, comments.outbox.sweep)
         await runtime.bus.consume(SERVICE, ["registration.erased.#"], processed.once(erasure_handler(comments)))
 
     app = create_service_app(SERVICE, settings, api=api, setup=setup)

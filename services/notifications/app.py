@@ -154,9 +154,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
         await notifier.store.ensure_indexes()
         await relay.ensure_indexes()
         await runtime.bus.consume(SERVICE, BINDINGS, notifier.handle)
-        runtime.spawn(relay.run(settings.relay_interval_s))
+        runtime.every(settings.relay_interval_s, relay.sweep)
         # The reminder sweep shares the relay's pace: both look for work that has come due in the store.
-        runtime.spawn(notifier.run_reminders(settings.relay_interval_s))
+        runtime.every(settings.relay_interval_s, notifier.send_due_reminders)
 
     async def close_mailer(_: web.Application):
         yield

@@ -177,13 +177,3 @@ class Notifier:
             sent += 1
         return sent
 
-    async def run_reminders(self, interval_s: float) -> None:
-        while True:
-            try:
-                await self.send_due_reminders()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("reminder sweep failed; will try again", exc_info=True)
-            await asyncio.sleep(interval_s)
-

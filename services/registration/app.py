@@ -1,8 +1,6 @@
 """Registration service: møteplassar and registrations with atomic seats, a waiting list and an outbox."""
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -24,18 +22,6 @@ SERVICE = "registration"
 log = logging.getLogger(__name__)
 
 
-async def repeat(interval_s: float, job: Callable[[], Awaitable]) -> None:
-    """Run an upkeep job for ever; a failure is logged and tried again next time."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("%s failed; will try again", getattr(job, "__name__", "upkeep"), exc_info=True)
-
-
 async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
     """The service's flows over its store and outbox (a started runtime: the bus is connected)."""
     store = Store(runtime.db)
@@ -54,10 +40,10 @@ async def setup(app: web.Application, runtime: Runtime, config: RegistrationConf
     # Whatever a crashed process left: finish its flows, then publish what they recorded.
     await registrations.reconcile(timedelta(0))
     await outbox.sweep(grace=timedelta(0))
-    runtime.spawn(outbox.run(runtime.settings.relay_interval_s))
+    runtime.every(runtime.settings.relay_interval_s, outbox.sweep)
     grace = timedelta(seconds=config.reconcile_grace_s)
-    runtime.spawn(repeat(runtime.settings.relay_interval_s, lambda: registrations.reconcile(grace)))
-    runtime.spawn(repeat(config.purge_interval_s, registrations.purge_past_events))
+    runtime.every(runtime.settings.relay_interval_s, lambda: registrations.reconcile(grace))
+    runtime.every(config.purge_interval_s, registrations.purge_past_events)
 
 
 def create_app(settings: Settings | None = None, config: RegistrationConfig | None = None) -> web.Application:

@@ -11,7 +11,7 @@ entries are appended with $addToSet (see shared.outbox.add)."""
 
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
