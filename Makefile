@@ -33,8 +33,11 @@ lint: install
 schemas: install
 	$(BIN)/moteplass schemas
 
+# The self-contained benchmarks; bench/system.py measures a running `make run` (see the README).
 bench: install
 	$(BIN)/python bench/registration.py
+	$(BIN)/python bench/comments.py
+	$(BIN)/python bench/notifications.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
