@@ -1,14 +1,16 @@
 """The public message contract: CloudEvents envelopes with typed payloads, one module per publishing service."""
 
 import json
+from functools import cache
 
 from . import comments, notifications, registration
 from .common import Language
 from .envelope import TYPE_PREFIX, CloudEvent, Payload, make_event, personal, routing_key_of, type_of
 
 
+@cache
 def catalogue() -> dict[str, type[Payload]]:
-    """Every concrete message type, by CloudEvents type."""
+    """Every concrete message type, by CloudEvents type (all the modules defining them are imported above)."""
     found: dict[str, type[Payload]] = {}
     stack = list(Payload.__subclasses__())
     while stack:
