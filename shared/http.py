@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp_cors
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -275,6 +276,19 @@ def _path_params(path: str) -> list[str]:
 
 
 ReadyCheck = Callable[[], Awaitable[Any]]
+
+
+def allow_browsers(app: web.Application, origins: list[str]) -> None:
+    """Let pages of the listed sites call every route from the browser (CORS): a municipality's page embeds the
+    comment or registration form. Call it once all routes are added."""
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(
+        allow_headers=("Content-Type", "Authorization", "Idempotency-Key", "X-Request-Id"),
+        expose_headers=("X-Request-Id", "Retry-After", "Location"), max_age=3600)
+    cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(origins, options))
+    for route in list(app.router.routes()):
+        cors.add(route)
 
 
 def service_app(service: str, verifier: Verifier, ready_checks: dict[str, ReadyCheck]) -> web.Application:

@@ -9,7 +9,7 @@ from aiohttp import web
 from . import logs
 from .auth import Verifier
 from .bus import Bus
-from .http import Api, service_app
+from .http import Api, allow_browsers, service_app
 from .mongo import connect, database, ping
 from .settings import Settings
 
@@ -91,6 +91,7 @@ def create_service_app(service: str, settings: Settings, *, api: Api | None = No
     app[RUNTIME] = runtime
     if api is not None:
         api.install(app)
+    allow_browsers(app, settings.cors_origins)
 
     async def lifecycle(app: web.Application):
         await runtime.start()

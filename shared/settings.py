@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     notifications_public_url: str = "http://127.0.0.1:8083"
     reminder_hours_before: float = Field(default=24, gt=0, description="When the reminder mail goes out")
 
+    # Sites whose pages may call the services from the browser (CORS), e.g. ["https://www.baerum.kommune.no"].
+    cors_origins: list[str] = Field(default_factory=list)
+
     jwt_secret: SecretStr = SecretStr("dev-secret-change-me-in-production-32b")
     jwt_jwks_url: str | None = None
 

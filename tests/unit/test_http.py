@@ -5,7 +5,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, EmailStr
 
 from shared.auth import Role, Verifier, issue_token
-from shared.http import Api, ApiError, Reply, service_app
+from shared.http import Api, ApiError, Reply, allow_browsers, service_app
 from shared.settings import Settings
 
 SETTINGS = Settings(jwt_secret="unit-test-secret-long-enough-for-hs256")
@@ -92,3 +92,24 @@ async def test_openapi_document_is_generated_from_the_route_models():
     assert set(post["responses"]) == {"201", "409", "422"}
     assert set(doc["components"]["schemas"]["Person"]["required"]) == {"name", "email", "consent"}
     assert doc["paths"]["/secret"]["get"]["security"] == [{"bearer": []}]
+
+
+async def test_listed_sites_may_call_from_the_browser_and_others_may_not():
+    app = service_app("test", Verifier(SETTINGS), {})
+    api.install(app)
+    allow_browsers(app, ["https://www.baerum.kommune.no"])
+    async with TestClient(TestServer(app)) as c:
+        preflight = await c.options("/people", headers={
+            "Origin": "https://www.baerum.kommune.no", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type, Idempotency-Key"})
+        assert preflight.status == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://www.baerum.kommune.no"
+        assert "IDEMPOTENCY-KEY" in preflight.headers["Access-Control-Allow-Headers"].upper()
+        resp = await c.post("/people", json={"name": "Kari", "email": "kari@example.no", "consent": True},
+                            headers={"Origin": "https://www.baerum.kommune.no"})
+        assert resp.status == 201
+        assert resp.headers["Access-Control-Allow-Origin"] == "https://www.baerum.kommune.no"
+        assert "X-Request-Id" in resp.headers["Access-Control-Expose-Headers"]
+        foreign = await c.options("/people", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "Access-Control-Allow-Origin" not in foreign.headers
