@@ -13,7 +13,7 @@ from shared.settings import Settings, get_settings
 from .api import COMMENTS, api
 from .cache import ThreadCache
 from .config import CommentsConfig
-from .consumers import erasure_handler
+from .consumers import BINDINGS, erasure_handler
 from .service import Comments
 from .store import Store
 
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
             await indexes()
         await comments.outbox.sweep(grace=timedelta(0))  # what a previous process stored but did not publish
         runtime.every(runtime.settings.relay_interval_s, comments.outbox.sweep)
-        await runtime.bus.consume(SERVICE, ["registration.erased.#"], processed.once(erasure_handler(comments)))
+        await runtime.bus.consume(SERVICE, BINDINGS, processed.once(erasure_handler(comments)))
 
     app = create_service_app(SERVICE, settings, api=api, setup=setup)
     runtime = app[RUNTIME]

@@ -9,6 +9,7 @@ from shared.messages.registration import RegistrationErased
 from .service import Comments
 
 log = logging.getLogger(__name__)
+BINDINGS = ["registration.erased.#"]
 
 
 def erasure_handler(comments: Comments) -> Handler:

@@ -101,3 +101,23 @@ def test_readme_lists_every_setting_with_its_environment_variable():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
     assert missing == [], f"README.md's configuration table lacks {missing}"
+
+
+@pytest.mark.parametrize(("pattern", "key", "matches"), [
+    ("registration.#", "registration.confirmed.v1", True),
+    ("registration.erased.#", "registration.erased.v1", True),
+    ("registration.erased.#", "registration.confirmed.v1", False),
+    ("registration.*", "registration.confirmed.v1", False),
+    ("#", "comment.published.v1", True),
+    ("*.published.v1", "event.published.v1", True),
+])
+def test_topic_patterns_match_as_rabbitmq_does(pattern, key, matches):
+    assert contract.topic_matches(pattern, key) is matches
+
+
+def test_asyncapi_names_who_consumes_each_message():
+    operations = contract.asyncapi()["operations"]
+    assert operations["receive-comments-registration-erased-v1"]["action"] == "receive"
+    assert "receive-notifications-registration-confirmed-v1" in operations
+    assert "receive-comments-registration-confirmed-v1" not in operations
+    assert not any(name.startswith("receive-") and name.endswith("notification-sent-v1") for name in operations)
