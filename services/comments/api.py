@@ -11,6 +11,7 @@ from shared.http import Api, ApiError, Reply
 from shared.messages import make_event
 from shared.messages.comments import CommentErasureRequested, CommentStatus
 from shared.messages.common import Language
+from shared.ratelimit import client_ip as shared_client_ip
 
 from . import domain
 from .config import CommentsConfig
@@ -30,8 +31,7 @@ def language(request: web.Request) -> Language:
 
 
 def client_ip(request: web.Request, config: CommentsConfig) -> str:
-    forwarded = request.headers.get("X-Forwarded-For") if config.trust_forwarded_for else None
-    return forwarded.split(",")[0].strip() if forwarded else (request.remote or "unknown")
+    return shared_client_ip(request, config.trust_forwarded_for)
 
 
 def thread_id_of(request: web.Request) -> str:
@@ -42,10 +42,7 @@ def thread_id_of(request: web.Request) -> str:
 
 
 async def limit(ctx: Comments, request: web.Request, key: str, allowed: int, window: timedelta) -> None:
-    count, ends = await ctx.hit(key, window)
-    if count > allowed:
-        retry_after = max(1, int((ends - datetime.now(UTC)).total_seconds() + 0.999))
-        raise ApiError(429, text("rate", language(request)), headers={"Retry-After": str(retry_after)})
+    await ctx.limits.enforce(key, allowed, window, text("rate", language(request)))
 
 
 async def found(ctx: Comments, request: web.Request) -> dict:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from shared.idempotency import ProcessedMessages
 from shared.outbox import Outbox
+from shared.ratelimit import RateLimits
 from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
@@ -26,7 +27,8 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
 
     async def setup(_: web.Application, runtime: Runtime) -> None:
         processed = ProcessedMessages(runtime.db, SERVICE)
-        for indexes in (comments.store.ensure_indexes, comments.outbox.ensure_indexes, processed.ensure_indexes):
+        for indexes in (comments.store.ensure_indexes, comments.outbox.ensure_indexes, comments.limits.ensure_indexes,
+                        processed.ensure_indexes):
             await indexes()
         await comments.outbox.sweep(grace=timedelta(0))  # what a previous process stored but did not publish
         runtime.every(runtime.settings.relay_interval_s, comments.outbox.sweep)
@@ -36,7 +38,8 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
     runtime = app[RUNTIME]
     store = Store(runtime.db)
     outbox = Outbox(runtime.bus, [store.comments, store.erasure_requests])
-    comments = Comments(settings, config, store, outbox, ThreadCache(config.cache_ttl_s))
+    comments = Comments(settings, config, store, outbox, ThreadCache(config.cache_ttl_s),
+                        RateLimits(runtime.db["rate_limits"]))
     app[COMMENTS] = comments
 
     async def finish_publishing(_: web.Application) -> None:

@@ -3,7 +3,7 @@ erasure, publishing through the outbox, and the per-thread cache."""
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aiohttp import web
 from pymongo.asynchronous.collection import AsyncCollection
@@ -14,6 +14,7 @@ from shared.messages.comments import (CommentDeleted, CommentPublished, CommentR
                                       CommentSubmitted, ParentComment)
 from shared.messages.common import Language
 from shared.outbox import Outbox
+from shared.ratelimit import RateLimits
 from shared.settings import Settings
 
 from . import domain
@@ -34,21 +35,15 @@ class Comments:
     store: Store
     outbox: Outbox
     cache: ThreadCache
+    limits: RateLimits
     publishing: set[asyncio.Task] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         # The hot path's writes are group commits (see shared.batching): under load, one store round trip counts
-        # the rate limits of many requests, one inserts their comments, one clears their published events.
-        self._hitting = GroupCommit(self._hit_many)
+        # the rate limits of many requests (shared.ratelimit), one inserts their comments, one clears their
+        # published events.
         self._inserting = GroupCommit(self.store.insert_many)
         self._flushing = GroupCommit(self._flush_many)
-
-    async def hit(self, key: str, window: timedelta) -> tuple[int, datetime]:
-        """Count a hit on a rate limit shared by every instance; its count in the window and when that ends."""
-        return await self._hitting.submit((key, window))
-
-    async def _hit_many(self, hits: list[tuple[str, timedelta]]) -> list[tuple[int, datetime]]:
-        return await self.store.hit_many(hits, datetime.now(UTC))
 
     async def insert(self, doc: dict, events: list[CloudEvent]) -> bool:
         """Store a new comment with its events; False if its text is already in the thread."""

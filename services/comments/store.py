@@ -1,12 +1,11 @@
 """All MongoDB access of the comments service. Every change is one single-document write; an event to publish
 rides in the same write (transactional outbox)."""
 
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -35,7 +34,6 @@ class Store:
     def __init__(self, db: AsyncDatabase):
         self.comments = db["comments"]
         self.threads = db["threads"]
-        self.limits = db["rate_limits"]
         # Requests for an erasure link, kept only long enough to publish the message that mails it.
         self.erasure_requests = db["erasure_requests"]
 
@@ -53,39 +51,7 @@ class Store:
         # The same text twice in a thread is refused atomically; deleted comments give their text back.
         await self.comments.create_index([("thread_id", ASCENDING), ("fingerprint", ASCENDING)], unique=True,
                                          partialFilterExpression={"fingerprint": {"$exists": True}})
-        await self.limits.create_index("expires_at", expireAfterSeconds=0)
         await self.erasure_requests.create_index("created_at", expireAfterSeconds=7 * 24 * 3600)
-
-    # ---- rate limits: fixed windows shared by every instance ----
-
-    async def hit_many(self, hits: list[tuple[str, timedelta]], now: datetime) -> list[tuple[int, datetime]]:
-        """Count hits (a key may come more than once) in their current windows in one write for the batch.
-        Returns for each hit its count so far and when its window ends."""
-        ids, ends = [], {}
-        for key, window in hits:
-            seconds = int(window.total_seconds())
-            start = int(now.timestamp()) // seconds * seconds
-            ids.append(f"{key}:{start}")
-            ends[ids[-1]] = datetime.fromtimestamp(start + seconds, UTC)
-        batch = Counter(ids)
-        keys = list(batch)
-        result = await self.limits.bulk_write(
-            [UpdateOne({"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
-                       upsert=True) for doc_id, n in batch.items()], ordered=False)
-        # A window this batch opened holds exactly its hits (the usual case: no read). Others are read back;
-        # another instance's hit landing in between makes a count high, never low: a limit may then refuse a
-        # moment early, but never lets more through.
-        totals = {keys[i]: batch[keys[i]] for i in result.upserted_ids}
-        if len(totals) < len(keys):
-            totals |= {doc["_id"]: doc["count"] async for doc in self.limits.find(
-                {"_id": {"$in": [k for k in keys if k not in totals]}}, {"count": 1})}
-        # The batch's hits of one key take the counts below its total in arrival order.
-        seen: Counter[str] = Counter()
-        counts = []
-        for doc_id in ids:
-            seen[doc_id] += 1
-            counts.append((totals[doc_id] - batch[doc_id] + seen[doc_id], ends[doc_id]))
-        return counts
 
     # ---- threads ----
 

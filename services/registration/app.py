@@ -6,13 +6,13 @@ from datetime import timedelta
 from aiohttp import web
 
 from shared.outbox import Outbox
-from shared.runtime import Runtime, create_service_app, run
+from shared.ratelimit import RateLimits
+from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
 from .config import RegistrationConfig
 from .flows import Registrations
-from .domain import RateWindow
-from .handlers import CONFIG, RATE_WINDOW, REGISTRATIONS, api, refusals
+from .handlers import CONFIG, RATE_LIMITS, REGISTRATIONS, api, refusals
 from .idempotency import KEEP as IDEMPOTENCY_KEEP
 from .idempotency import STORE as IDEMPOTENCY_STORE
 from .idempotency import idempotency
@@ -34,6 +34,7 @@ async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
 
 async def setup(app: web.Application, runtime: Runtime, config: RegistrationConfig) -> None:
     registrations = app[REGISTRATIONS] = await build(runtime, config)
+    await app[RATE_LIMITS].ensure_indexes()
     app[IDEMPOTENCY_STORE] = registrations.store
     app[IDEMPOTENCY_KEEP] = timedelta(hours=config.idempotency_hours)
     outbox = registrations.outbox
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, config: RegistrationConfig | No
     app = create_service_app(SERVICE, settings or get_settings(), api=api,
                              setup=lambda app, runtime: setup(app, runtime, config))
     app[CONFIG] = config
-    app[RATE_WINDOW] = RateWindow()
+    app[RATE_LIMITS] = RateLimits(app[RUNTIME].db["rate_limits"])
     # Inside the shared request context, which writes their errors as JSON; refusals outermost, so that the
     # idempotency check's own refusals are translated too.
     app.middlewares.extend([refusals, idempotency])

@@ -15,7 +15,7 @@ class RegistrationConfig(BaseSettings):
     orphan_after_s: float = Field(default=60.0, gt=0)
     # How often to look for møteplassar whose retention is over (their personal data is then erased).
     purge_interval_s: float = Field(default=3600.0, gt=0)
-    # Public POSTs (registering, confirming, inviting) per client IP per minute and instance. Generous: a whole
+    # Public POSTs (registering, confirming, inviting) per client IP per minute, across instances. Generous: a whole
     # town hall registers from behind one NAT address.
     posts_per_minute: int = Field(default=600, ge=1)
     # Behind a reverse proxy the client IP is the first X-Forwarded-For entry; only trust it behind one.

@@ -6,7 +6,6 @@ import hmac
 import io
 import secrets
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -132,22 +131,6 @@ def _cell(value) -> str:
     # A cell starting like a formula would be run by Excel: participants' text must stay text.
     text = str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-class RateWindow:
-    """Hits per key in fixed windows of `window_s` seconds (in memory: no store round trip on the hot path)."""
-
-    def __init__(self, window_s: int = 60):
-        self.window_s = window_s
-        self.current, self.hits = -1, Counter()
-
-    def hit(self, key: str, now: datetime) -> tuple[int, float]:
-        """Count a hit; returns the hits so far in this window and the seconds left in it."""
-        index, into = divmod(now.timestamp(), self.window_s)
-        if index != self.current:  # a new window: the old counts can go
-            self.current, self.hits = index, Counter()
-        self.hits[key] += 1
-        return self.hits[key], self.window_s - into
 
 
 def replay(prior: dict, fingerprint: str) -> dict:

@@ -1,13 +1,13 @@
 """HTTP entrypoints: validate, authorise, call a flow, shape the answer."""
 
-import math
-from datetime import UTC, datetime
+from datetime import timedelta
 
 from aiohttp import web
 from pydantic_core import to_jsonable_python
 
 from shared.auth import Role
 from shared.http import Api, ApiError
+from shared.ratelimit import RateLimits, client_ip
 
 from . import domain
 from .api import (
@@ -20,7 +20,7 @@ from .flows import Registrations
 
 REGISTRATIONS = web.AppKey("registrations", Registrations)
 CONFIG = web.AppKey("config", RegistrationConfig)
-RATE_WINDOW = web.AppKey("rate_window", domain.RateWindow)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 RATE_LIMITED = {429: "Too many requests from this address (see Retry-After)"}
 ADMIN = {Role.admin}
 NOT_OWN = {404: "No such registration, or the token does not match"}
@@ -42,18 +42,12 @@ def registration_out(doc: dict) -> RegistrationOut:
     return RegistrationOut(id=doc["_id"], **{k: doc.get(k) for k in RegistrationOut.model_fields if k != "id"})
 
 
-def client_ip(request: web.Request, config: RegistrationConfig) -> str:
-    forwarded = request.headers.get("X-Forwarded-For") if config.trust_forwarded_for else None
-    return forwarded.split(",")[0].strip() if forwarded else (request.remote or "unknown")
-
-
-def rate_limit(request: web.Request) -> None:
-    """Public POSTs per client IP per minute (per instance: the balancer spreads a client over them)."""
+async def rate_limit(request: web.Request) -> None:
+    """Public POSTs per client IP per minute, counted across every instance."""
     config = request.app[CONFIG]
-    hits, left_s = request.app[RATE_WINDOW].hit(client_ip(request, config), datetime.now(UTC))
-    if hits > config.posts_per_minute:
-        raise ApiError(429, "For mange førespurnader frå denne adressa. Vent litt og prøv igjen.",
-                       headers={"Retry-After": str(math.ceil(left_s))})
+    await request.app[RATE_LIMITS].enforce(
+        client_ip(request, config.trust_forwarded_for), config.posts_per_minute, timedelta(minutes=1),
+        "For mange førespurnader frå denne adressa. Vent litt og prøv igjen.")
 
 
 @web.middleware
@@ -109,7 +103,7 @@ async def get_event(request: web.Request) -> EventOut:
            errors={404: "No such møteplass", 409: "Already registered, or registration is not open", **RATE_LIMITED})
 async def register(request: web.Request, body: RegistrationIn) -> RegistrationOut:
     """Register: a seat if one is free, else a place on the waiting list. The personal link comes by email."""
-    rate_limit(request)
+    await rate_limit(request)
     return registration_out(await flows(request).register(request.match_info["slug"], body))
 
 
@@ -134,7 +128,7 @@ async def confirm_page(request: web.Request, query: TokenQuery) -> web.Response:
            errors={**NOT_OWN, 410: "The link has expired", **RATE_LIMITED})
 async def confirm_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:
     """Confirm the email address: the registration now takes a seat or a waiting-list place."""
-    rate_limit(request)
+    await rate_limit(request)
     return registration_out(await flows(request).confirm(request.match_info["id"], query.token))
 
 
@@ -207,7 +201,7 @@ async def erase_registration(request: web.Request, claims: dict) -> None:
                                **RATE_LIMITED})
 async def invite_guest(request: web.Request, query: TokenQuery, body: GuestInviteIn) -> GuestInviteOut:
     """Invite one guest from outside one's municipality; the guest gets a single-use code by email."""
-    rate_limit(request)
+    await rate_limit(request)
     invite = await flows(request).invite_guest(request.match_info["id"], query.token, body.email)
     return GuestInviteOut(event_slug=invite["event_slug"], municipality=invite["municipality_name"],
                           guest_email=invite["guest_email"])

@@ -2,32 +2,12 @@
 published exactly as one comment at a time would be."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from services.comments.config import CommentsConfig
-from services.comments.store import Store
-from shared.mongo import connect
 from tests.integration.comments.conftest import comment
 from tests.integration.comments.test_comments import post
 from tests.integration.comments.test_erasure import stored
-
-
-async def test_hits_in_one_batch_are_counted_in_arrival_order(settings):
-    client = connect(settings)
-    store = Store(client[settings.db_name("comments")])
-    minute, hour = timedelta(minutes=1), timedelta(hours=1)
-    now = datetime(2026, 11, 27, 12, 0, 30, tzinfo=UTC)
-    try:
-        first = await store.hit_many([("post:a", minute), ("post:a", minute), ("post:b", minute),
-                                      ("thread:a", hour)], now)
-        assert [count for count, _ in first] == [1, 2, 1, 1]
-        assert [ends - now for _, ends in first] == [timedelta(seconds=30)] * 3 + [timedelta(minutes=59, seconds=30)]
-        assert await store.hit_many([("post:a", minute), ("post:a", minute)], now) == [  # an open window: read back
-            (3, now + timedelta(seconds=30)), (4, now + timedelta(seconds=30))]
-        assert [c for c, _ in await store.hit_many([("post:b", minute), ("post:c", minute)], now)] == [2, 1]
-        assert [c for c, _ in await store.hit_many([("post:a", minute)], now + minute)] == [1]  # a new window
-    finally:
-        await client.close()
 
 
 async def test_a_burst_keeps_the_limit_the_duplicate_rule_and_every_event(start_comments, http, settings, tap):

@@ -131,15 +131,6 @@ def test_own_data_holds_everything_personal_but_no_secrets():
     assert "token_hashes" not in data
 
 
-def test_rate_window_counts_per_key_and_starts_afresh_each_window():
-    window = domain.RateWindow(60)
-    start = datetime(2026, 11, 27, 12, 0, 10, tzinfo=UTC)
-    assert window.hit("10.0.0.1", start) == (1, 50)
-    assert window.hit("10.0.0.1", start + timedelta(seconds=20))[0] == 2
-    assert window.hit("10.0.0.2", start)[0] == 1
-    assert window.hit("10.0.0.1", start + timedelta(seconds=55)) == (1, 55)  # 12:01:05, a new window
-
-
 def test_a_registration_id_tells_when_it_was_made():
     before = datetime.now(UTC) - timedelta(milliseconds=1)
     made = domain.created_at(domain.new_registration_id())
