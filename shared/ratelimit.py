@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from .batching import GroupCommit
@@ -47,6 +47,12 @@ class RateLimits:
             ends[ids[-1]] = datetime.fromtimestamp(start + seconds, UTC)
         batch = Counter(ids)
         keys = list(batch)
+        if len(keys) == 1:  # the usual batch (one client's burst): one round trip that returns the count
+            doc = await self.collection.find_one_and_update(
+                {"_id": keys[0]}, {"$inc": {"count": len(ids)}, "$setOnInsert": {"expires_at": ends[keys[0]]}},
+                upsert=True, return_document=ReturnDocument.AFTER, projection={"count": 1})
+            first = doc["count"] - len(ids)
+            return [(first + n, ends[keys[0]]) for n in range(1, len(ids) + 1)]
         result = await self.collection.bulk_write(
             [UpdateOne({"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
                        upsert=True) for doc_id, n in batch.items()], ordered=False)
