@@ -454,6 +454,16 @@ class Registrations:
 
     # Recovery and upkeep
 
+    async def _settle_invite_claims(self, before: datetime) -> None:
+        """A guest's code claimed by a request that died before storing its registration is given back."""
+        claims = await self.store.unsettled_claims(before)
+        statuses = await self.store.statuses([claim["used_by"] for claim in claims]) if claims else {}
+        for claim in claims:
+            if claim["used_by"] in statuses:
+                await self.store.settle_claim(claim["code_hash"], claim["used_by"])
+            elif domain.created_at(claim["used_by"]) <= now() - self.orphan_after:
+                await self.store.give_back_invite(claim["code_hash"], claim["used_by"])
+
     async def reconcile(self, grace: timedelta) -> None:
         """Finish flows a crash cut short (all steps are idempotent, so several instances may run this), and
         remove registrations whose email was never confirmed."""
@@ -468,6 +478,7 @@ class Registrations:
             await self._finish_cancel(registration)
         async for registration in self.store.stuck((Status.erasing,), before):
             await self._finish_erase(registration)
+        await self._settle_invite_claims(before)
         upcoming = await self.store.upcoming_slugs(now())
         self._sound = {slug: self._sound.get(slug, set()) for slug in upcoming}
         for slug in upcoming:

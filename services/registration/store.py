@@ -54,6 +54,7 @@ class Store:
         await self.registrations.create_index([("event_slug", 1), ("email", 1)], unique=True)
         await self.registrations.create_index([("status", 1), ("updated_ts", 1)])
         await self.invites.create_index("code_hash", unique=True)
+        await self.invites.create_index("claim_ts", sparse=True)
         await self.requests.create_index("expires.at", expireAfterSeconds=0)
 
     # Events
@@ -242,12 +243,22 @@ class Store:
         return await self.invites.find_one({"code_hash": code_hash}, NO_OUTBOX)
 
     async def use_invite(self, code_hash: str, rid: str) -> bool:
-        """Single use: only one registration can claim the code."""
-        result = await self.invites.update_one({"code_hash": code_hash, "used_by": ""}, {"$set": {"used_by": rid}})
+        """Single use: only one registration can claim the code. The claim stays marked (claim_ts) until the
+        reconciler has seen the registration stored, so a claim whose request died can be given back."""
+        result = await self.invites.update_one({"code_hash": code_hash, "used_by": ""},
+                                               {"$set": {"used_by": rid, "claim_ts": time.time()}})
         return result.modified_count == 1
 
     async def give_back_invite(self, code_hash: str, rid: str) -> None:
-        await self.invites.update_one({"code_hash": code_hash, "used_by": rid}, {"$set": {"used_by": ""}})
+        await self.invites.update_one({"code_hash": code_hash, "used_by": rid},
+                                      {"$set": {"used_by": ""}, "$unset": {"claim_ts": ""}})
+
+    async def unsettled_claims(self, before: datetime) -> list[dict]:
+        return await self.invites.find({"claim_ts": {"$lte": before.timestamp()}},
+                                       {"code_hash": 1, "used_by": 1}).to_list()
+
+    async def settle_claim(self, code_hash: str, rid: str) -> None:
+        await self.invites.update_one({"code_hash": code_hash, "used_by": rid}, {"$unset": {"claim_ts": ""}})
 
     async def stuck(self, statuses: tuple[Status, ...], before: datetime, slug: str | None = None
                     ) -> AsyncIterator[dict]:

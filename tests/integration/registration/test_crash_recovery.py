@@ -129,3 +129,32 @@ async def test_crash_while_cancelling_is_finished_and_the_seat_passed_on(setting
     [promoted] = await tap.wait_for("registration.promoted")
     assert cancelled["data"]["registration_id"] == holder["id"]
     assert promoted["data"]["registration_id"] == waiting["id"]
+
+
+async def test_crash_after_claiming_a_guest_code_gives_the_code_back(settings, start_service, tap, http,
+                                                                    admin_headers):
+    base, flows = await start_doomed(start_service, settings)
+    assert (await post(http, f"{base}/events", event_body(capacity=5), admin_headers))[0] == 201
+    baerum = {"organisation_type": "kommune", "municipality": {"number": "3201", "name": "Bærum"}}
+    _, host = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1, **baerum))
+    path, token = await manage_link(tap, host["id"], "registration.confirmed")
+    async with http.post(f"{base}{path}/guest-invites", params={"token": token},
+                         json={"email": "gjest@nettverk.example.no"}) as resp:
+        assert resp.status == 201
+    [invited] = await tap.wait_for("registration.guest_invited")
+    code = invited["data"]["invite_url"].rsplit("invite=", 1)[1]
+    guest = person(2, email="gjest@nettverk.example.no", invite_code=code)
+
+    flows.store.insert_registrations = crash  # the code is claimed, the registration never stored
+    status, _ = await post(http, f"{base}/events/innovasjonsjam/registrations", guest)
+    assert status == 500
+
+    second = await start_service(registration_app(orphan_after_s=0.3), "registration", port=free_port())
+    deadline = time.monotonic() + 10
+    while True:
+        status, body = await post(http, f"{second}/events/innovasjonsjam/registrations", guest)
+        if status == 201:
+            break
+        assert status == 409 and time.monotonic() < deadline, (status, body)  # "already used", until given back
+        await asyncio.sleep(0.1)
+    assert body["status"] == "confirmed"
