@@ -1,7 +1,10 @@
 """MongoDB access through PyMongo's async API (Motor is deprecated in its favour)."""
 
+from collections.abc import Awaitable
+
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from .settings import Settings
 
@@ -17,3 +20,19 @@ def database(client: AsyncMongoClient, settings: Settings, service: str) -> Asyn
 
 async def ping(client: AsyncMongoClient) -> None:
     await client.admin.command("ping")
+
+
+DUPLICATE_KEY = 11000
+
+
+async def duplicates_in(unordered_write: Awaitable) -> set[int]:
+    """Run an unordered bulk write (insert_many / bulk_write with ordered=False) and return the indexes of the
+    items a unique index refused; every other item was written. Any other error is raised."""
+    try:
+        await unordered_write
+    except BulkWriteError as exc:
+        errors = exc.details["writeErrors"]
+        if any(error["code"] != DUPLICATE_KEY for error in errors):
+            raise
+        return {error["index"] for error in errors}
+    return set()

@@ -7,15 +7,13 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from shared import outbox
 from shared.messages import CloudEvent
 from shared.messages.comments import CommentStatus
+from shared.mongo import duplicates_in
 
 from .domain import SORT_KEYS, Sort
-
-DUPLICATE_KEY = 11000
 
 
 def object_id(value: str | None) -> ObjectId | None:
@@ -77,15 +75,8 @@ class Store:
             doc.update(outbox.holding([outbox.entry(e) for e in events]))
         if not batch:
             return []
-        try:
-            await self.comments.insert_many([doc for doc, _ in batch], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            if any(error["code"] != DUPLICATE_KEY for error in errors):
-                raise
-            duplicates = {error["index"] for error in errors}
-            return [i not in duplicates for i in range(len(batch))]
-        return [True] * len(batch)
+        duplicates = await duplicates_in(self.comments.insert_many([doc for doc, _ in batch], ordered=False))
+        return [i not in duplicates for i in range(len(batch))]
 
     async def get(self, comment_id: str) -> dict | None:
         oid = object_id(comment_id)

@@ -12,14 +12,13 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from shared.mongo import duplicates_in
 from shared.outbox import FIELD as OUTBOX, add as outbox_add, holding as outbox_holding
 
 from .domain import Mail, Status
 
-
-DUPLICATE_KEY = 11000
 # What a send came to: the record, its new status, the outbox entry announcing it (if any) and the error (if any).
 Outcome = tuple[ObjectId, Status, dict | None, str | None]
 
@@ -54,15 +53,8 @@ class Store:
                     "registration_id": mail.registration_id, "language": mail.language.value,
                     "created_at": datetime.fromtimestamp(now, UTC), **outbox_holding([])}
                    for message_id, mail in claims]
-        seen: set[int] = set()
-        try:
-            # Unordered: one duplicate key (a mail seen before) does not stop the inserts after it.
-            await self.notifications.insert_many(records, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            if any(error["code"] != DUPLICATE_KEY for error in errors):
-                raise
-            seen = {error["index"] for error in errors}
+        # Unordered: one duplicate key (a mail seen before) does not stop the inserts after it.
+        seen = await duplicates_in(self.notifications.insert_many(records, ordered=False))
         return [await self._take_over(*claims[i], now, lease_s) if i in seen else record
                 for i, record in enumerate(records)]
 
@@ -137,16 +129,9 @@ class Store:
         writes = [UpdateOne({"_id": registration_id, "as_of_ts": {"$lte": as_of}},
                             {"$set": {**fields, "as_of_ts": as_of}}, upsert=True)
                   for registration_id, fields, as_of in states]
-        try:
-            await self.attendees.bulk_write(writes, ordered=False)
-            return [True] * len(states)
-        except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            # The upsert of an existing id whose newer state the filter did not match: a duplicate key.
-            if any(error["code"] != DUPLICATE_KEY for error in errors):
-                raise
-            late = {error["index"] for error in errors}
-            return [i not in late for i in range(len(states))]
+        # The upsert of an existing id whose newer state the filter did not match: a duplicate key.
+        late = await duplicates_in(self.attendees.bulk_write(writes, ordered=False))
+        return [i not in late for i in range(len(states))]
 
     async def attendees_of(self, event_slug: str) -> list[dict]:
         return await self.attendees.find({"event_slug": event_slug}).to_list()

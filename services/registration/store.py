@@ -15,9 +15,10 @@ from datetime import datetime
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from shared import outbox
+from shared.mongo import duplicates_in
 
 from . import domain
 from .domain import EventStatus, Status
@@ -25,7 +26,6 @@ from .domain import EventStatus, Status
 AFTER = ReturnDocument.AFTER
 SCHEDULE = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 NO_OUTBOX = {outbox.FIELD: 0}
-DUPLICATE_KEY = 11000
 
 
 def _stored(event: dict) -> dict:
@@ -139,16 +139,9 @@ class Store:
         """Store registrations, each with its outbox entries, in one round trip; says of each whether it was
         stored (False: that email is already registered for the event, the others are stored all the same)."""
         ts = time.time()
-        try:
-            await self.registrations.insert_many(
-                [{**doc, "updated_ts": ts, **outbox.holding(entries)} for doc, entries in batch], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details["writeErrors"]
-            if any(error["code"] != DUPLICATE_KEY for error in errors):
-                raise
-            duplicates = {error["index"] for error in errors}
-            return [i not in duplicates for i in range(len(batch))]
-        return [True] * len(batch)
+        duplicates = await duplicates_in(self.registrations.insert_many(
+            [{**doc, "updated_ts": ts, **outbox.holding(entries)} for doc, entries in batch], ordered=False))
+        return [i not in duplicates for i in range(len(batch))]
 
     async def delete_registration(self, rid: str, status: Status) -> None:
         await self.registrations.delete_one({"_id": rid, "status": status.value})
