@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
-import aiohttp
 
 from moteplass import devstack
 from shared.settings import Settings
@@ -52,18 +51,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def wait_ready(url: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not become ready within {timeout_s:.0f} s")
-            await asyncio.sleep(0.2)
+    """Until the URL answers 200 (the bench's service processes are its own, not the dev stack's children)."""
+    await devstack.wait_healthy(url, [], timeout_s)
 
 
 def cpu_seconds(pid: int) -> float:
