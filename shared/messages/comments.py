@@ -9,10 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from .common import Language
-from .envelope import Payload, personal
-
-SECRET_LINK = "Personal link holding a secret token; only the addressee may see it"
-
+from .envelope import SECRET_LINK, Payload, personal
 
 class CommentStatus(StrEnum):
     pending = "pending"

@@ -10,6 +10,7 @@ TYPE_PREFIX = "no.moteplass."
 
 # Marks a field as personal data in the JSON Schema / AsyncAPI document, so subscribers know what GDPR covers.
 PERSONAL = {"x-personal-data": True}
+SECRET_LINK = "Personal link holding a secret token; only the addressee may see it"
 
 
 class Payload(BaseModel):

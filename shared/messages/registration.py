@@ -7,10 +7,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from .common import Language
-from .envelope import Payload, personal
-
-SECRET_LINK = "Personal link holding a secret token; only the addressee may see it"
-
+from .envelope import SECRET_LINK, Payload, personal
 
 class RegistrationStatus(StrEnum):
     pending_confirmation = "pending_confirmation"
