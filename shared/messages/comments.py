@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 from .common import Language
 from .envelope import SECRET_LINK, Payload, personal
 
+
 class CommentStatus(StrEnum):
     pending = "pending"
     approved = "approved"

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 from .common import Language
 from .envelope import SECRET_LINK, Payload, personal
 
+
 class RegistrationStatus(StrEnum):
     pending_confirmation = "pending_confirmation"
     confirmed = "confirmed"
