@@ -454,14 +454,15 @@ class Registrations:
 
     # Recovery and upkeep
 
-    async def _settle_invite_claims(self, before: datetime) -> None:
-        """A guest's code claimed by a request that died before storing its registration is given back."""
-        claims = await self.store.unsettled_claims(before)
+    async def _settle_invite_claims(self) -> None:
+        """A guest's code claimed by a request that died before storing its registration is given back (as a
+        place is: after orphan_after, no request is still on its way)."""
+        claims = await self.store.unsettled_claims(now() - self.orphan_after)
         statuses = await self.store.statuses([claim["used_by"] for claim in claims]) if claims else {}
         for claim in claims:
             if claim["used_by"] in statuses:
                 await self.store.settle_claim(claim["code_hash"], claim["used_by"])
-            elif domain.created_at(claim["used_by"]) <= now() - self.orphan_after:
+            else:
                 await self.store.give_back_invite(claim["code_hash"], claim["used_by"])
 
     async def reconcile(self, grace: timedelta) -> None:
@@ -478,7 +479,7 @@ class Registrations:
             await self._finish_cancel(registration)
         async for registration in self.store.stuck((Status.erasing,), before):
             await self._finish_erase(registration)
-        await self._settle_invite_claims(before)
+        await self._settle_invite_claims()
         upcoming = await self.store.upcoming_slugs(now())
         self._sound = {slug: self._sound.get(slug, set()) for slug in upcoming}
         for slug in upcoming:
