@@ -12,7 +12,25 @@ from shared.settings import get_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """Service commands are imported only when named (click's lazy-loading pattern), so that a broken or heavy
+    service module does not break `moteplass token` or `moteplass dev`."""
+
+    # command name → "module:attribute" of a click command or group a service offers in its cli.py
+    lazy = {"demo": "services.registration.cli:demo",
+            "notifications": "services.notifications.cli:notifications"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        module, attribute = self.lazy[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """Møteplass: registration, comments and notifications for public-sector meetups."""
 
@@ -75,21 +93,6 @@ def mailsink(host: str, smtp_port: int, http_port: int) -> None:
     except KeyboardInterrupt:
         pass
 
-
-def _add_service_commands() -> None:
-    """A service may offer commands in services/<name>/cli.py as a list `commands` of click commands or groups."""
-    for service in ("registration", "comments", "notifications"):
-        try:
-            module = importlib.import_module(f"services.{service}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"services.{service}.cli":
-                raise
-            continue
-        for command in module.commands:
-            main.add_command(command)
-
-
-_add_service_commands()
 
 if __name__ == "__main__":
     main()
