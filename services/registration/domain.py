@@ -271,6 +271,25 @@ def allocation(free: int, arrivals: int, waitlist_enabled: bool) -> tuple[int, i
     return seats, arrivals - seats if waitlist_enabled else 0
 
 
+def batch_landed(event: dict, seated: list[str], waiting: list[str]) -> int | None:
+    """Whether a batch's write (seats to `seated`, `waiting` appended to the waiting list, at once) shows in the
+    event as read after it: the length of the waiting list up to the batch's last waiter (for batch_placement),
+    or None when the write did not land because the event had changed first. Others may change the event between
+    the write and the read: a waiter appended after the batch is rare, so it is searched for only then."""
+    waitlist = event["waitlist"]
+    if waiting:
+        if waitlist[-len(waiting):] == waiting:
+            return len(waitlist)
+        if waiting[-1] in waitlist:
+            return waitlist.index(waiting[-1]) + 1
+    if seated:
+        return len(waitlist) if seated[0] in event["seats"] else None
+    if waiting:
+        return None
+    # Nothing to place (full, no waiting list), so nothing written: the read itself says whether it is still so.
+    return len(waitlist) if event["status"] == EventStatus.published and event["free"] == 0 else None
+
+
 def batch_placement(waitlist_length: int, seats: int, waiting: int, arrivals: int
                     ) -> list[tuple[Status, int | None] | None]:
     """Where each of a batch of arrivals placed by `allocation` stands, given the waiting list's length after the

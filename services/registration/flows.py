@@ -41,9 +41,9 @@ class Registrations:
         # they stay so (a registration leaves a place before it is removed, and a move makes a new place), so
         # each is looked up once, not on every pass.
         self._sound: dict[str, set[tuple[str, str]]] = {}
-        # The hot path's writes are group commits (shared.batching): places per event; inserts, and the
-        # publishing of their outbox entries, for all.
-        self._placing: dict[str, GroupCommit[str, tuple[Status, int | None, dict]]] = {}
+        # The hot path's writes are group commits (shared.batching), each for all events: places, inserts, and
+        # the publishing of their outbox entries.
+        self._placing = GroupCommit(self._place_new)
         self._inserting = GroupCommit(lambda batch: self.store.insert_registrations(batch))
         self._publishing = GroupCommit(self._publish_registrations)
 
@@ -186,9 +186,7 @@ class Registrations:
         else:
             # The place first, then the registration with its message in one insert: two writes. A crash between
             # them leaves a place without a registration, which the reconciler gives back (orphan).
-            placing = self._placing.get(slug) or self._placing.setdefault(
-                slug, GroupCommit(lambda rids: self._place_new(slug, rids)))
-            status, position, event = await placing.submit(rid)
+            status, position, event = await self._placing.submit((slug, rid))
             registration.update(status=status.value, position=position)
             message = self._payload(RegistrationConfirmed if status is Status.confirmed else RegistrationWaitlisted,
                                     event, registration, token, **({"position": position} if position else {}))
@@ -202,20 +200,38 @@ class Registrations:
         self._publishing.add((rid, entries))
         return registration
 
-    async def _place_new(self, slug: str, rids: list[str]) -> list[tuple[Status, int | None, dict] | Refused]:
-        """Places for a batch of new registrations, in arrival order, in one write on the event: a compare-and-set
-        on its free seats, retried on fresh data when another instance or an admin changed them first."""
-        event = await self._recent_event(slug)
-        while True:
-            seats, waiting = domain.allocation(event["free"], len(rids), event["waitlist_enabled"])
-            placed = await self.store.take_places(slug, event["free"], rids[:seats], rids[seats:seats + waiting])
-            if placed is not None:
-                break
-            event = await self.event(slug)
-            domain.check_window(event, now())  # closed meanwhile: the whole batch is refused
-        self._recent[slug] = (time.monotonic() + RECENT, placed)  # as fresh as a read: under load, no reads
-        return [(*where, placed) if where else Refused("Møteplassen er full.")
-                for where in domain.batch_placement(len(placed["waitlist"]), seats, waiting, len(rids))]
+    async def _place_new(self, arrivals: list[tuple[str, str]]) -> list[tuple[Status, int | None, dict] | Refused]:
+        """Places for a batch of new registrations (slug, id), each event's in arrival order, in one round trip for
+        all their events: per event a compare-and-set on its free seats, retried on fresh data when another
+        instance or an admin changed them first."""
+        unplaced: dict[str, list[str]] = {}
+        for slug, rid in arrivals:
+            unplaced.setdefault(slug, []).append(rid)
+        events = {slug: await self._recent_event(slug) for slug in unplaced}
+        outcomes: dict[str, list[tuple[Status, int | None, dict] | Refused]] = {}
+        while unplaced:
+            plans = {slug: (rids, *domain.allocation(events[slug]["free"], len(rids),
+                                                     events[slug]["waitlist_enabled"]))
+                     for slug, rids in unplaced.items()}
+            after = await self.store.take_places({
+                slug: (events[slug]["free"], rids[:seats], rids[seats:seats + waiting])
+                for slug, (rids, seats, waiting) in plans.items()})
+            for slug, (rids, seats, waiting) in plans.items():
+                event = events[slug] = after[slug]
+                length = domain.batch_landed(event, rids[:seats], rids[seats:seats + waiting])
+                if length is None:  # lost the race: again on the fresh data, unless it closed meanwhile
+                    try:
+                        domain.check_window(event, now())
+                    except Refused as refused:
+                        outcomes[slug] = [refused] * len(rids)
+                        del unplaced[slug]
+                    continue
+                self._recent[slug] = (time.monotonic() + RECENT, event)  # as fresh as a read: under load, no reads
+                outcomes[slug] = [(*where, event) if where else Refused("Møteplassen er full.")
+                                  for where in domain.batch_placement(length, seats, waiting, len(rids))]
+                del unplaced[slug]
+        placed = {slug: iter(results) for slug, results in outcomes.items()}
+        return [next(placed[slug]) for slug, _ in arrivals]
 
     async def _publish_registrations(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
         await self.outbox.try_flush_many(self.store.registrations, batch)

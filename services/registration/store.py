@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -101,14 +101,27 @@ class Store:
              "waitlist": {"$nin": [rid]}},
             {"$push": {"seats": rid}, "$inc": {"free": -1}}, projection=NO_OUTBOX, return_document=AFTER))
 
-    async def take_places(self, slug: str, free: int, seated: list[str], waiting: list[str]) -> dict | None:
-        """Give a batch of new registrations their places at once, if the event is open and still has exactly
-        `free` seats (compare-and-set: a lost race, None, is retried on fresh data): seats to `seated`, the
-        waiting list to `waiting`, each in its order. Returns the event after."""
-        return _read(await self.events.find_one_and_update(
-            {"_id": slug, "status": EventStatus.published.value, "free": free},
-            {"$push": {"seats": {"$each": seated}, "waitlist": {"$each": waiting}}, "$inc": {"free": -len(seated)}},
-            projection=NO_OUTBOX, return_document=AFTER))
+    async def take_places(self, batches: dict[str, tuple[int, list[str], list[str]]]) -> dict[str, dict]:
+        """Give batches of new registrations their places, per event slug (free, seated, waiting): in one write on
+        each event, if it is open and still has exactly `free` seats (compare-and-set), seats to `seated` and the
+        waiting list to `waiting`, each in its order. One round trip for all the events (and one to read them
+        back); returns each event as it is after, for domain.batch_landed to tell whether its batch landed."""
+        def taking(slug: str, free: int, seated: list[str], waiting: list[str]) -> tuple[dict, dict]:
+            return ({"_id": slug, "status": EventStatus.published.value, "free": free},
+                    {"$push": {"seats": {"$each": seated}, "waitlist": {"$each": waiting}},
+                     "$inc": {"free": -len(seated)}})
+
+        if len(batches) == 1:  # one event (a rush on it): one write that returns the event after
+            [(slug, batch)] = batches.items()
+            event = await self.events.find_one_and_update(*taking(slug, *batch), projection=NO_OUTBOX,
+                                                          return_document=AFTER)
+            return {slug: _read(event) if event else await self.event(slug)}
+        writes = [UpdateOne(*taking(slug, free, seated, waiting))
+                  for slug, (free, seated, waiting) in batches.items() if seated or waiting]
+        if writes:
+            await self.events.bulk_write(writes, ordered=False)
+        return {doc["_id"]: _read(doc) for doc in await self.events.find({"_id": {"$in": list(batches)}},
+                                                                         NO_OUTBOX).to_list()}
 
     async def join_waitlist(self, slug: str, rid: str) -> dict | None:
         return _read(await self.events.find_one_and_update(

@@ -22,3 +22,21 @@ def test_the_waiters_of_a_batch_are_the_last_on_the_list_in_their_order():
     assert domain.batch_placement(7, 2, 3, 6) == [
         (Status.confirmed, None), (Status.confirmed, None),
         (Status.waitlisted, 5), (Status.waitlisted, 6), (Status.waitlisted, 7), None]
+
+
+def test_a_batch_landed_when_its_places_show_in_the_event_read_after_its_write():
+    event = {"status": "published", "free": 0, "seats": ["a", "b"], "waitlist": ["w", "c", "d"]}
+    assert domain.batch_landed(event, ["b"], ["c", "d"]) == 3
+    assert domain.batch_landed(event, ["b"], []) == 3
+    # Another batch appended after this one's waiters (between the write and the read): found by a search.
+    assert domain.batch_landed({**event, "waitlist": ["w", "c", "d", "e"]}, [], ["c", "d"]) == 3
+    # The write did not land: the event had changed first.
+    assert domain.batch_landed(event, ["x"], []) is None
+    assert domain.batch_landed(event, [], ["x"]) is None
+
+
+def test_a_batch_with_nothing_to_place_is_full_only_if_the_event_read_is_still_open_and_full():
+    event = {"status": "published", "free": 0, "seats": ["a"], "waitlist": []}
+    assert domain.batch_landed(event, [], []) == 0
+    assert domain.batch_landed({**event, "free": 1}, [], []) is None  # a seat freed meanwhile: place again
+    assert domain.batch_landed({**event, "status": "cancelled"}, [], []) is None  # closed: the window says why
