@@ -496,10 +496,12 @@ class Registrations:
         async for registration in self.store.stuck((Status.erasing,), before):
             await self._finish_erase(registration)
         await self._settle_invite_claims()
-        upcoming = await self.store.upcoming_slugs(now())
-        self._sound = {slug: self._sound.get(slug, set()) for slug in upcoming}
-        for slug in upcoming:
-            event = await self.event(slug)
+        # All in one read (not one per event): every step below is a compare-and-set or idempotent, so an event
+        # read a moment earlier is as good.
+        upcoming = await self.store.upcoming_events(now())
+        self._sound = {event["_id"]: self._sound.get(event["_id"], set()) for event in upcoming}
+        for event in upcoming:
+            slug = event["_id"]
             places = {("seats", rid) for rid in event["seats"]} | {("waitlist", rid) for rid in event["waitlist"]}
             sound = self._sound[slug] = self._sound[slug] & places
             unchecked = places - sound

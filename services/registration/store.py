@@ -75,8 +75,9 @@ class Store:
                                   NO_OUTBOX)
         return [_read(doc) for doc in await cursor.sort("schedule.starts_at", 1).to_list()]
 
-    async def upcoming_slugs(self, now: datetime) -> list[str]:
-        return [doc["_id"] for doc in await self.events.find({"schedule.ends_at": {"$gt": now}}, {"_id": 1}).to_list()]
+    async def upcoming_events(self, now: datetime) -> list[dict]:
+        cursor = self.events.find({"schedule.ends_at": {"$gt": now}}, NO_OUTBOX)
+        return [_read(doc) for doc in await cursor.to_list()]
 
     async def update_event(self, event: dict, changed: dict, entries: list[dict]) -> dict | None:
         """Write an admin's change unless the event changed meanwhile, or the capacity would fall below the seats
