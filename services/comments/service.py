@@ -119,7 +119,7 @@ class Comments:
         changes: dict = {"status": target, "moderated_at": datetime.now(UTC)}
         unset: tuple[str, ...] = ()
         if action == Action.delete:
-            has_replies = await self.store.has_replies(doc["_id"])
+            has_replies = await self.store.has_replies(doc)
             changes |= domain.deleted_fields() | {"listed": domain.listed(target, has_replies), "deleted_by": by}
             unset = ("fingerprint",)
             events = [self.event(CommentDeleted(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), by=by,

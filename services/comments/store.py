@@ -42,7 +42,6 @@ class Store:
         # The dev store (nx-27017) uses single-field indexes only; MongoDB prefers the compound ones above.
         await self.comments.create_index("order")
         await self.comments.create_index("root_id")
-        await self.comments.create_index("parent_id")
         await self.comments.create_index([("status", ASCENDING), ("order", ASCENDING)])
         await self.comments.create_index([("thread_id", ASCENDING), ("status", ASCENDING)])
         await self.comments.create_index([("email", ASCENDING), ("status", ASCENDING)])
@@ -99,10 +98,12 @@ class Store:
     async def count_replies(self, comment_id: str, delta: int) -> None:
         await self.comments.update_one({"_id": ObjectId(comment_id)}, {"$inc": {"reply_count": delta}})
 
-    async def has_replies(self, comment_id: ObjectId) -> bool:
+    async def has_replies(self, doc: dict) -> bool:
+        # Its replies share its root (see domain.placement), so the root_id index finds them: no parent_id index
+        # for every insert to keep up.
         found = await self.comments.find_one(
-            {"parent_id": str(comment_id), "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}},
-            {"_id": 1})
+            {"root_id": doc["root_id"] or str(doc["_id"]), "parent_id": str(doc["_id"]),
+             "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}}, {"_id": 1})
         return found is not None
 
     async def page(self, thread_id: str, sort: Sort, after: dict, limit: int) -> list[dict]:

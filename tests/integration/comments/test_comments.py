@@ -188,6 +188,20 @@ async def test_replies_nest_to_the_depth_limit_and_notify_an_opted_in_parent(bas
     assert last[0]["data"]["parent"]["email"] is None
 
 
+async def test_a_deleted_reply_stays_as_a_placeholder_only_while_it_has_replies(base, http, moderator_headers, tap):
+    top = await published(http, base, moderator_headers, body="Første")
+    reply = await published(http, base, moderator_headers, parent_id=top, body="Svar")
+    answer = await published(http, base, moderator_headers, parent_id=reply, body="Svar på svaret")
+    lone = await published(http, base, moderator_headers, parent_id=top, body="Eit anna svar")
+    assert await moderate(http, base, moderator_headers, "delete", reply, lone) == {reply: "deleted", lone: "deleted"}
+    [page_top] = (await get(http, base))["comments"]
+    [placeholder] = page_top["replies"]  # the lone reply is gone; the answered one stays above its answer
+    assert placeholder["id"] == reply and placeholder["deleted"]
+    assert [r["id"] for r in placeholder["replies"]] == [answer]
+    deleted = {e["data"]["comment_id"]: e["data"]["placeholder"] for e in await tap.wait_for("comment.deleted.v1", 2)}
+    assert deleted == {reply: True, lone: False}
+
+
 async def test_a_page_shows_a_few_replies_and_counts_the_hidden_ones(start_comments, http, moderator_headers):
     base = await start_comments(CommentsConfig(nested_limit=2, posts_per_minute=100))
     top = await published(http, base, moderator_headers)
