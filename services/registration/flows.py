@@ -134,7 +134,7 @@ class Registrations:
 
     async def _recent_event(self, slug: str) -> dict:
         """The event as read at most RECENT ago by this instance: enough to check the window and the answers
-        (the write that takes a place checks that the event is still published, and returns it fresh)."""
+        (the write that takes a place checks that the event is still published and unchanged since it was read)."""
         cached = self._recent.get(slug)
         if cached is None or cached[0] < time.monotonic():
             cached = self._recent[slug] = (time.monotonic() + RECENT, await self.event(slug))
@@ -202,8 +202,8 @@ class Registrations:
 
     async def _place_new(self, arrivals: list[tuple[str, str]]) -> list[tuple[Status, int | None, dict] | Refused]:
         """Places for a batch of new registrations (slug, id), each event's in arrival order, in one round trip for
-        all their events: per event a compare-and-set on its free seats, retried on fresh data when another
-        instance or an admin changed them first."""
+        all their events: per event a compare-and-set on the event as last read, retried on fresh data when
+        another instance or an admin changed it first."""
         unplaced: dict[str, list[str]] = {}
         for slug, rid in arrivals:
             unplaced.setdefault(slug, []).append(rid)
@@ -214,7 +214,7 @@ class Registrations:
                                                      events[slug]["waitlist_enabled"]))
                      for slug, rids in unplaced.items()}
             after = await self.store.take_places({
-                slug: (events[slug]["free"], rids[:seats], rids[seats:seats + waiting])
+                slug: (events[slug], rids[:seats], rids[seats:seats + waiting])
                 for slug, (rids, seats, waiting) in plans.items()})
             for slug, (rids, seats, waiting) in plans.items():
                 event = events[slug] = after[slug]
@@ -499,14 +499,15 @@ class Registrations:
         # All in one read (not one per event): every step below is a compare-and-set or idempotent, so an event
         # read a moment earlier is as good.
         upcoming = await self.store.upcoming_events(now())
-        self._sound = {event["_id"]: self._sound.get(event["_id"], set()) for event in upcoming}
+        places = {event["_id"]: {("seats", rid) for rid in event["seats"]}
+                  | {("waitlist", rid) for rid in event["waitlist"]} for event in upcoming}
+        self._sound = {slug: self._sound.get(slug, set()) & held for slug, held in places.items()}
+        unchecked = {slug: held - self._sound[slug] for slug, held in places.items()}
+        rids = [rid for held in unchecked.values() for _, rid in held]
+        statuses = await self.store.statuses(rids) if rids else {}  # of every event's unchecked places, in one read
         for event in upcoming:
-            slug = event["_id"]
-            places = {("seats", rid) for rid in event["seats"]} | {("waitlist", rid) for rid in event["waitlist"]}
-            sound = self._sound[slug] = self._sound[slug] & places
-            unchecked = places - sound
-            statuses = await self.store.statuses([rid for _, rid in unchecked]) if unchecked else {}
-            for where, rid in unchecked:
+            slug, sound = event["_id"], self._sound[event["_id"]]
+            for where, rid in unchecked[slug]:
                 if rid not in statuses:
                     if domain.created_at(rid) <= now() - self.orphan_after:
                         event = await self.store.release(slug, rid)  # its request died before storing it

@@ -1,6 +1,8 @@
 """All MongoDB access of the registration service. Every change is one single-document atomic write: the event
 document holds who has a seat (`seats`) and who waits (`waitlist`, in arrival order); a registration document
-holds the person, its status and the outbox of messages its changes caused.
+holds the person, its status and the outbox of messages its changes caused. Every write that changes `seats` or
+`waitlist` (or `free`) increments `places_version`, as every admin change increments `version`: an event unchanged
+since it was read is then known by these two and `free`, which lets the hot path write without reading back.
 
 Written to work the same on MongoDB and on nx-27017 0.8.1, which differs in a few places, so this module uses
 only what both do alike: free seats are a counter (`free`) instead of an $expr on the array sizes (nx-27017
@@ -62,7 +64,8 @@ class Store:
     async def insert_event(self, doc: dict, entries: list[dict]) -> None:
         try:
             await self.events.insert_one({**_stored(doc), "seats": [], "waitlist": [], "free": doc["capacity"],
-                                          "version": 0, "personal_data": "kept", **outbox.holding(entries)})
+                                          "version": 0, "places_version": 0, "personal_data": "kept",
+                                          **outbox.holding(entries)})
         except DuplicateKeyError as exc:
             raise Duplicate from exc
 
@@ -100,27 +103,29 @@ class Store:
         return _read(await self.events.find_one_and_update(
             {"_id": slug, "status": EventStatus.published.value, "free": {"$gt": 0}, "seats": {"$nin": [rid]},
              "waitlist": {"$nin": [rid]}},
-            {"$push": {"seats": rid}, "$inc": {"free": -1}}, projection=NO_OUTBOX, return_document=AFTER))
+            {"$push": {"seats": rid}, "$inc": {"free": -1, "places_version": 1}}, projection=NO_OUTBOX,
+            return_document=AFTER))
 
-    async def take_places(self, batches: dict[str, tuple[int, list[str], list[str]]]) -> dict[str, dict]:
-        """Give batches of new registrations their places, per event slug (free, seated, waiting): in one write on
-        each event, if it is open and still has exactly `free` seats (compare-and-set), seats to `seated` and the
-        waiting list to `waiting`, each in its order. One round trip for all the events (and one to read them
-        back); returns each event as it is after, for domain.batch_landed to tell whether its batch landed."""
-        def taking(slug: str, free: int, seated: list[str], waiting: list[str]) -> tuple[dict, dict]:
-            return ({"_id": slug, "status": EventStatus.published.value, "free": free},
-                    {"$push": {"seats": {"$each": seated}, "waitlist": {"$each": waiting}},
-                     "$inc": {"free": -len(seated)}})
-
-        if len(batches) == 1:  # one event (a rush on it): one write that returns the event after
-            [(slug, batch)] = batches.items()
-            event = await self.events.find_one_and_update(*taking(slug, *batch), projection=NO_OUTBOX,
-                                                          return_document=AFTER)
-            return {slug: _read(event) if event else await self.event(slug)}
-        writes = [UpdateOne(*taking(slug, free, seated, waiting))
-                  for slug, (free, seated, waiting) in batches.items() if seated or waiting]
-        if writes:
-            await self.events.bulk_write(writes, ordered=False)
+    async def take_places(self, batches: dict[str, tuple[dict, list[str], list[str]]]) -> dict[str, dict]:
+        """Give batches of new registrations their places, per event slug (the event as last read, seated,
+        waiting): in one write on each event, if it is open and unchanged since that read (compare-and-set), seats
+        to `seated` and the waiting list to `waiting`, each in its order. One round trip for all the events.
+        Returns each event as it is after: when every write landed, as the read plus these writes (exact, since
+        nothing else changed it); otherwise read back, for domain.batch_landed to tell whose batch landed."""
+        writes, after = [], {}
+        for slug, (event, seated, waiting) in batches.items():
+            changes = 1 if seated or waiting else 0  # nothing to place (full): only the check
+            writes.append(UpdateOne(
+                {"_id": slug, "status": EventStatus.published.value, "free": event["free"],
+                 "version": event["version"], "places_version": event.get("places_version")},
+                {"$push": {"seats": {"$each": seated}, "waitlist": {"$each": waiting}},
+                 "$inc": {"free": -len(seated), "places_version": changes}}))
+            after[slug] = {**event, "seats": event["seats"] + seated, "waitlist": event["waitlist"] + waiting,
+                           "free": event["free"] - len(seated),
+                           "places_version": event.get("places_version", 0) + changes}
+        result = await self.events.bulk_write(writes, ordered=False)
+        if result.matched_count == len(writes):
+            return after
         return {doc["_id"]: _read(doc) for doc in await self.events.find({"_id": {"$in": list(batches)}},
                                                                          NO_OUTBOX).to_list()}
 
@@ -128,12 +133,13 @@ class Store:
         return _read(await self.events.find_one_and_update(
             {"_id": slug, "status": EventStatus.published.value, "seats": {"$nin": [rid]},
              "waitlist": {"$nin": [rid]}},
-            {"$push": {"waitlist": rid}}, projection=NO_OUTBOX, return_document=AFTER))
+            {"$push": {"waitlist": rid}, "$inc": {"places_version": 1}}, projection=NO_OUTBOX,
+            return_document=AFTER))
 
     async def release(self, slug: str, rid: str) -> dict | None:
         """Give back rid's seat or waiting-list place (idempotent); returns the event after."""
-        for held, update in (("seats", {"$pull": {"seats": rid}, "$inc": {"free": 1}}),
-                             ("waitlist", {"$pull": {"waitlist": rid}})):
+        for held, update in (("seats", {"$pull": {"seats": rid}, "$inc": {"free": 1, "places_version": 1}}),
+                             ("waitlist", {"$pull": {"waitlist": rid}, "$inc": {"places_version": 1}})):
             if event := await self.events.find_one_and_update({"_id": slug, held: rid}, update,
                                                               projection=NO_OUTBOX, return_document=AFTER):
                 return _read(event)
@@ -144,7 +150,8 @@ class Store:
         passes the first in line: no one is ever put before it, so while it waits it is still first."""
         return _read(await self.events.find_one_and_update(
             {"_id": slug, "free": {"$gt": 0}, "waitlist": rid},
-            {"$pull": {"waitlist": rid}, "$push": {"seats": rid}, "$inc": {"free": -1}}, projection=NO_OUTBOX,
+            {"$pull": {"waitlist": rid}, "$push": {"seats": rid}, "$inc": {"free": -1, "places_version": 1}},
+            projection=NO_OUTBOX,
             return_document=AFTER))
 
     # Registrations

@@ -94,3 +94,20 @@ async def test_the_reconciler_still_finds_a_new_orphan_beside_places_it_checked_
         await asyncio.sleep(0.05)
         await flows.reconcile(timedelta(0))
     assert event["free"] == 1
+
+
+async def test_a_registration_right_after_another_instance_changed_the_event_carries_the_change(
+        http, base, tap, start_service, create_event, register, admin_headers):
+    # `base` has the event as it stood after its first registration; the place-taking write of the next one only
+    # lands on an event unchanged since, so the change made through the other instance reaches its message.
+    other = await start_service(registration_app(), "registration", port=free_port())
+    await create_event(capacity=5)
+    await register("innovasjonsjam", person(1))
+    async with http.patch(f"{other}/events/innovasjonsjam", json={"venue": "Sandvika storsenter"},
+                          headers=admin_headers) as resp:
+        assert resp.status == 200, await resp.text()
+    second = await register("innovasjonsjam", person(2))
+    [message] = await tap.wait_for("registration.confirmed", registration_id=second["id"])
+    assert message["data"]["event"]["venue"] == "Sandvika storsenter"
+    async with http.get(f"{base}/events/innovasjonsjam") as resp:
+        assert (await resp.json())["seats_left"] == 3
