@@ -152,3 +152,32 @@ async def test_outbox_sweep_publishes_a_stored_entry_and_removes_it(bus, setting
     assert (await registrations.find_one({"_id": "r1"}))["outbox"] == []
     assert await relay.sweep(grace=timedelta(0)) == 0
     await client.close()
+
+
+async def test_a_flush_that_empties_an_outbox_clears_its_mark_and_keeps_an_entry_added_meanwhile(bus, settings, mongo_url):
+    received: list[CloudEvent] = []
+
+    async def handle(event: CloudEvent) -> None:
+        received.append(event)
+
+    await bus.consume(SERVICE, ["registration.#"], handle)
+    client = AsyncMongoClient(mongo_url, tz_aware=True)
+    registrations = client[settings.db_name("registration")]["registrations"]
+    alone, first, later = (outbox_module.entry(confirmed(f"{name}@baerum.kommune.no"))
+                           for name in ("kari", "ola", "per"))
+    await registrations.insert_many([{"_id": "r1", **outbox_module.holding([alone])},
+                                     {"_id": "r2", **outbox_module.holding([first])}])
+    # r2 gains an entry while its first is being published.
+    await registrations.update_one({"_id": "r2"}, outbox_module.add([later]))
+
+    relay = Outbox(bus, [registrations])
+    await relay.flush_many(registrations, [("r1", [alone]), ("r2", [first])])
+    await until(lambda: len(received) == 2)
+    r1, r2 = await registrations.find_one({"_id": "r1"}), await registrations.find_one({"_id": "r2"})
+    assert r1["outbox"] == [] and outbox_module.DUE not in r1, "nothing left for the sweep to visit"
+    assert [item["id"] for item in r2["outbox"]] == [later["id"]] and outbox_module.DUE in r2
+    assert await relay.sweep(grace=timedelta(0)) == 1, "the entry added meanwhile is still published"
+    await until(lambda: len(received) == 3)
+    assert {event.id for event in received} == {alone["id"], first["id"], later["id"]}
+    assert await relay.sweep(grace=timedelta(0)) == 0
+    await client.close()
