@@ -36,7 +36,10 @@ class Store:
     async def ensure_indexes(self) -> None:
         await self.notifications.create_index(
             [("message_id", ASCENDING), ("recipient", ASCENDING), ("kind", ASCENDING)], unique=True)
-        for field in ("recipient", "event_slug", "kind", "status"):
+        # What the audit trail is searched by (and erasure finds a person by). Not kind or status: a few values
+        # each, they narrow little (a search by them alone reads newest first by _id and stops at a page), and
+        # every index costs each mail's insert and status change.
+        for field in ("recipient", "event_slug"):
             await self.notifications.create_index(field)
         await self.attendees.create_index("event_slug")
         await self.attendees.create_index("email")
