@@ -17,7 +17,7 @@ from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
 from . import deadletters, domain
-from .consumers import BINDINGS, Notifier
+from .consumers import BINDINGS, PREFETCH, Notifier
 from .domain import Status
 from .mailer import Mailer
 from .store import Store
@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     async def setup(_: web.Application, runtime: Runtime) -> None:
         await notifier.store.ensure_indexes()
         await relay.ensure_indexes()
-        await runtime.bus.consume(SERVICE, BINDINGS, notifier.handle)
+        await runtime.bus.consume(SERVICE, BINDINGS, notifier.handle, prefetch=PREFETCH)
         runtime.every(settings.relay_interval_s, relay.sweep)
         # The reminder sweep shares the relay's pace: both look for work that has come due in the store.
         runtime.every(settings.relay_interval_s, notifier.send_due_reminders)
