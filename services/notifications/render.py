@@ -15,8 +15,8 @@ from email.utils import format_datetime as rfc2822_date, formataddr, make_msgid,
 from zoneinfo import ZoneInfo
 
 import icalendar
-from icalendar.parser import Contentline, Parameters
 from babel.dates import format_datetime, format_time
+from icalendar.parser import Contentline, Parameters
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from shared.messages import Language

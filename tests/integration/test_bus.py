@@ -154,7 +154,7 @@ async def test_outbox_sweep_publishes_a_stored_entry_and_removes_it(bus, setting
     await client.close()
 
 
-async def test_a_flush_that_empties_an_outbox_clears_its_mark_and_keeps_an_entry_added_meanwhile(bus, settings, mongo_url):
+async def test_a_flush_clears_the_due_mark_of_an_emptied_outbox_only(bus, settings, mongo_url):
     received: list[CloudEvent] = []
 
     async def handle(event: CloudEvent) -> None:
