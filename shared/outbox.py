@@ -71,7 +71,7 @@ class Outbox:
 
     async def flush_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
         """`flush` for many documents of one collection at once: published concurrently (each document's entries
-        in order), then all removed in one write."""
+        in order), then removed in one write (two when some document holds more than what was published)."""
         await asyncio.gather(*(self._publish(items) for _, items in batch))
         # A document that held just the one entry published is emptied and loses its due mark in the same write,
         # so the sweep need not visit it afterwards (that visit, a read and a write per document, cost as much
