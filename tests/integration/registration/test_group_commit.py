@@ -5,6 +5,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+from aiohttp.test_utils import TestServer
 from pymongo import AsyncMongoClient
 
 from services.registration.handlers import REGISTRATIONS
@@ -111,3 +112,22 @@ async def test_a_registration_right_after_another_instance_changed_the_event_car
     assert message["data"]["event"]["venue"] == "Sandvika storsenter"
     async with http.get(f"{base}/events/innovasjonsjam") as resp:
         assert (await resp.json())["seats_left"] == 3
+
+
+async def test_a_service_told_to_stop_publishes_the_messages_of_what_it_answered_first(settings, http, tap,
+                                                                                      admin_headers):
+    server = TestServer(registration_app()(settings), host="127.0.0.1", port=free_port())
+    await server.start_server()
+    base = f"http://127.0.0.1:{server.port}"
+    async with http.post(f"{base}/events", json=event_body(capacity=40), headers=admin_headers) as resp:
+        assert resp.status == 201
+
+    async def post(n: int) -> None:
+        async with http.post(f"{base}/events/innovasjonsjam/registrations", json=person(n)) as resp:
+            assert resp.status == 201
+
+    await asyncio.gather(*(post(n) for n in range(30)))
+    # Stopped as the last answers go out, while their messages are still being published: they go out before the
+    # service lets go of the broker (no other instance's relay is there to publish them).
+    await server.close()
+    await tap.wait_for("registration.confirmed", 30, timeout_s=3)
