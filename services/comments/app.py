@@ -1,7 +1,7 @@
 """Comments service: threads of comments per page or event, with moderation."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from .service import Comments
 from .store import Store
 
 SERVICE = "comments"
+IP_SWEEP_S = 3600.0
 
 
 def create_app(settings: Settings | None = None, config: CommentsConfig | None = None) -> web.Application:
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
             await indexes()
         await comments.outbox.sweep(grace=timedelta(0))  # what a previous process stored but did not publish
         runtime.every(runtime.settings.relay_interval_s, comments.outbox.sweep)
+        runtime.every(IP_SWEEP_S, lambda: comments.store.forget_ips(
+            datetime.now(UTC) - timedelta(days=config.ip_retention_days)))
         await runtime.bus.consume(SERVICE, BINDINGS, processed.once(erasure_handler(comments)))
 
     app = create_service_app(SERVICE, settings, api=api, setup=setup)

@@ -14,6 +14,8 @@ class CommentsConfig(BaseSettings):
     new_threads_per_hour: int = Field(default=5, ge=1, description="New threads per client IP per hour")
     max_links: int = Field(default=2, ge=0, description="More links than this holds a comment for moderation")
     edit_minutes: int = Field(default=15, ge=1)
+    ip_retention_days: int = Field(default=30, ge=1,
+                                   description="A comment's client IP is kept this long (for abuse cases), then dropped")
     auto_approve_known: bool = Field(default=False, description="Publish at once for an email already approved")
     moderators: list[EmailStr] = Field(default_factory=list, description="Who hears about pending comments")
     # Pages are cached in-process and dropped on this instance's writes; other instances see them within the TTL.

@@ -106,6 +106,12 @@ class Store:
              "status": {"$in": [CommentStatus.approved, CommentStatus.pending]}}, {"_id": 1})
         return found is not None
 
+    async def forget_ips(self, written_before: datetime) -> int:
+        """Data minimisation: drop the client IP of comments written before then."""
+        result = await self.comments.update_many({"created_at": {"$lt": written_before}, "ip": {"$type": "string"}},
+                                                 {"$unset": {"ip": ""}})
+        return result.modified_count
+
     async def page(self, thread_id: str, sort: Sort, after: dict, limit: int) -> list[dict]:
         cursor = self.comments.find({"thread_id": thread_id, "depth": 0, "listed": True, **after}, PAGE_FIELDS)
         return await cursor.sort(SORT_KEYS[sort]).limit(limit).to_list()

@@ -92,3 +92,21 @@ async def test_an_event_stored_but_never_published_goes_out_at_start_up(start_co
     [sent] = await tap.wait_for("comment.deleted.v1")
     assert sent["id"] == event.id
     assert (await stored(settings, _id=doc["_id"]))[0]["outbox"] == []
+
+
+async def test_client_ips_are_dropped_after_the_retention_time(base, http, settings):
+    await post(http, base, comment(body="Skriven før grensa"))
+    await asyncio.sleep(0.05)
+    cutoff = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    await post(http, base, comment(body="Skriven etter grensa"))
+    client = connect(settings)
+    try:
+        old, new = sorted(await stored(settings), key=lambda doc: doc["order"])
+        assert old["ip"] and new["ip"]
+        assert await Store(client[settings.db_name("comments")]).forget_ips(cutoff) == 1
+        kept = {doc["_id"]: doc for doc in await stored(settings)}
+        assert "ip" not in kept[old["_id"]] and kept[new["_id"]]["ip"] == new["ip"]
+        assert kept[old["_id"]]["body"] == old["body"]  # only the address goes
+    finally:
+        await client.close()
