@@ -45,5 +45,3 @@ def replay() -> None:
     moved = asyncio.run(_with_bus(deadletters.replay))
     click.echo(f"{moved} message(s) re-queued")
 
-
-commands = [notifications]

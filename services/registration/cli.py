@@ -108,5 +108,3 @@ def demo() -> None:
     for line in asyncio.run(load(get_settings(), RegistrationConfig())):
         click.echo(line)
 
-
-commands = [demo]
