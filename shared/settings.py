@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: SmtpSecurity = SmtpSecurity.plain
+    # A PEM file of CA certificates trusted for the SMTP server besides the system's (e.g. a company's own CA);
+    # the server's certificate is always verified.
+    smtp_ca_file: str | None = None
     smtp_timeout_s: float = 10.0
     mail_from: str = "Møteplass <moteplass@example.no>"
 

@@ -39,7 +39,7 @@ class Mailer:
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
         return aiosmtplib.SMTP(
-            hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
+            hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s, cert_bundle=s.smtp_ca_file,
             username=s.smtp_user, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
             use_tls=s.smtp_security == SmtpSecurity.tls, start_tls=s.smtp_security == SmtpSecurity.starttls)
 

@@ -16,8 +16,8 @@ APPS = {"registration": 8081, "comments": 8082, "notifications": 8083}
 INFRA = {"mongo": [27017], "rabbitmq": [5672, 15672], "mailpit": [8025, 1025]}
 # Settings whose defaults are right inside a container too (names, tuning, optional credentials).
 DEFAULTS_FINE = {"db_prefix", "exchange", "queue_prefix", "max_attempts", "retry_delays_ms", "smtp_user",
-                 "smtp_password", "smtp_security", "smtp_timeout_s", "jwt_jwks_url", "relay_interval_s",
-                 "reminder_hours_before"}
+                 "smtp_password", "smtp_security", "smtp_ca_file", "smtp_timeout_s", "jwt_jwks_url",
+                 "relay_interval_s", "reminder_hours_before"}
 
 
 @pytest.fixture(scope="module")
