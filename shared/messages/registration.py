@@ -72,6 +72,9 @@ class RegistrationCancelled(RegistrationPayload):
     event_type = "registration.cancelled.v1"
     summary = "A registration was cancelled (by the participant, an admin, or because the møteplass was cancelled)."
     reason: Literal["participant", "admin", "event_cancelled", "left_waiting_list"] = "participant"
+    previous_status: RegistrationStatus | None = Field(
+        None, description="What the registration was before it was cancelled: only a seat (confirmed, checked_in) "
+                          "came with a calendar invitation to withdraw. None from producers that predate it.")
 
 
 class RegistrationCheckedIn(RegistrationPayload):
