@@ -325,22 +325,24 @@ class Registrations:
 
     async def cancel(self, rid: str, token: str) -> None:
         registration = await self.own(rid, token)
-        if registration["status"] in (Status.cancelled, Status.cancelling):
-            marked = registration  # a repeated or interrupted cancel: finish it
-        else:
-            marked = await self.store.transition(
-                rid, CANCELLABLE,
-                {"status": Status.cancelling.value, "cancel_reason": domain.cancel_reason(registration["status"])},
-                [])
-            if marked is None:
-                raise Refused("Påmeldinga kan ikkje avmeldast no.")
-        if marked["status"] == Status.cancelling:
-            await self._finish_cancel(marked)
+        # Marked from the status just read only, so that the reason and the status it is cancelled from are true;
+        # when it moved on meanwhile (promoted, say), it is cancelled from where it is now.
+        while (status := registration["status"]) in CANCELLABLE:
+            registration = await self.store.transition(
+                rid, (Status(status),), {"status": Status.cancelling.value,
+                                         "cancel_reason": domain.cancel_reason(status), "cancelled_from": status},
+                []) or await self.own(rid, token)
+        if registration["status"] == Status.cancelling:  # marked now, or a cancel cut short: finish it
+            await self._finish_cancel(registration)
+        elif registration["status"] != Status.cancelled:  # a repeated cancel has nothing left to do
+            raise Refused("Påmeldinga kan ikkje avmeldast no.")
 
     async def _finish_cancel(self, registration: dict) -> None:
         event = await self.store.release(registration["event_slug"], registration["_id"])
+        # cancelled_from is missing on a registration marked before it was kept: the message then says None.
         await self._transition(event, registration, (Status.cancelling,), RegistrationCancelled,
-                               {"status": Status.cancelled.value}, link=False, reason=registration["cancel_reason"])
+                               {"status": Status.cancelled.value}, link=False, reason=registration["cancel_reason"],
+                               previous_status=registration.get("cancelled_from"))
         await self.promote_waiting(event)
 
     async def invite_guest(self, rid: str, token: str, guest_email: str) -> dict:

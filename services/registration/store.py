@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -181,9 +181,14 @@ class Store:
         return result.deleted_count
 
     async def mark_all_cancelling(self, slug: str, statuses: tuple[Status, ...], reason: str) -> None:
-        await self.registrations.update_many(
-            {"event_slug": slug, "status": {"$in": [s.value for s in statuses]}},
-            {"$set": {"status": Status.cancelling.value, "cancel_reason": reason, "updated_ts": time.time()}})
+        """Mark an event's registrations in these statuses `cancelling`, each keeping the status it is cancelled
+        from (one update per status, all in one round trip)."""
+        ts = time.time()
+        await self.registrations.bulk_write([
+            UpdateMany({"event_slug": slug, "status": status.value},
+                       {"$set": {"status": Status.cancelling.value, "cancel_reason": reason,
+                                 "cancelled_from": status.value, "updated_ts": ts}})
+            for status in statuses])
 
     async def registration(self, rid: str) -> dict | None:
         return await self.registrations.find_one({"_id": rid}, NO_OUTBOX)

@@ -70,6 +70,9 @@ async def test_cancelling_the_event_cancels_every_registration(http, base, tap, 
     cancelled = await tap.wait_for("registration.cancelled", 2)
     assert {m["data"]["registration_id"] for m in cancelled} == {first["id"], second["id"]}
     assert {m["data"]["reason"] for m in cancelled} == {"event_cancelled"}
+    # What each was before, so that only the seat holder's calendar entry is withdrawn.
+    assert {m["data"]["registration_id"]: m["data"]["previous_status"] for m in cancelled} == {
+        first["id"]: "confirmed", second["id"]: "waitlisted"}
     assert not tap.of_type("registration.promoted")
     error = (await register("innovasjonsjam", person(3), status=409))["error"]
     assert "avlyst" in error["message"]

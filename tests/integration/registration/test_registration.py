@@ -45,6 +45,7 @@ async def test_register_publishes_confirmation_with_a_link_that_shows_and_cancel
 
     [cancelled] = await tap.wait_for("registration.cancelled")
     assert cancelled["data"]["registration_id"] == created["id"] and cancelled["data"]["reason"] == "participant"
+    assert cancelled["data"]["previous_status"] == "confirmed"
     async with http.get(f"{base}/events/innovasjonsjam") as resp:
         assert (await resp.json())["seats_left"] == 2
     async with http.delete(f"{base}{path}", params={"token": token}) as resp:
@@ -110,7 +111,7 @@ async def test_leaving_the_waiting_list(http, base, tap, create_event, register)
     async with http.delete(f"{base}{path}", params={"token": token}) as resp:
         assert resp.status == 204
     [left] = await tap.wait_for("registration.cancelled")
-    assert left["data"]["reason"] == "left_waiting_list"
+    assert (left["data"]["reason"], left["data"]["previous_status"]) == ("left_waiting_list", "waitlisted")
     async with http.get(f"{base}/events/innovasjonsjam") as resp:
         assert (await resp.json())["waitlist_length"] == 0
     assert not tap.of_type("registration.promoted")
