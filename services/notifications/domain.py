@@ -76,14 +76,21 @@ def registration_mail(kind: Kind, data: RegistrationPayload, invite: bool = True
                 event=data.event, registration_id=data.registration_id, ics=INVITES.get(kind) if invite else None)
 
 
+def had_invite(data: RegistrationCancelled) -> bool:
+    """Only a seat came with a calendar invitation to withdraw; a message from a producer that does not say what
+    the registration was (previous_status None) is taken to have had one, as before it said."""
+    return data.previous_status is None or data.previous_status in HOLDS_SEAT
+
+
 def plan(data: Payload) -> list[Mail]:
     """The mails a message causes by itself (event.updated needs the attendees: see `plan_event_update`)."""
     match data:
-        case RegistrationCancelled(reason="event_cancelled"):
-            return [registration_mail(Kind.event_cancelled, data)]
         case RegistrationCancelled(reason="left_waiting_list"):
             # No calendar entry to withdraw: a place on the waiting list never had one.
             return [registration_mail(Kind.cancelled, data, invite=False, was_waitlisted=True)]
+        case RegistrationCancelled():
+            kind = Kind.event_cancelled if data.reason == "event_cancelled" else Kind.cancelled
+            return [registration_mail(kind, data, invite=had_invite(data))]
         case RegistrationPending():
             return [registration_mail(Kind.confirm_email, data, confirm_url=data.confirm_url,
                                       expires_at=data.expires_at)]

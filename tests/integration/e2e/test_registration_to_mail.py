@@ -2,12 +2,15 @@
 read back through the Mailpit-style API of the mail sink."""
 
 import asyncio
+import email
+import email.policy
 import re
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import icalendar
 import pytest
 
 from services.notifications.app import create_app as notifications_app
@@ -65,6 +68,35 @@ async def test_registration_mails_a_confirmation_whose_cancel_link_works(system,
     assert mails[1]["Subject"] != confirmation["Subject"]
     event = await (await system.get(f"/events/{slug}")).json()
     assert event["seats_left"] == 90
+
+
+async def calendars(mailbox, mail: dict) -> list[icalendar.Calendar]:
+    parsed = email.message_from_string(await mailbox.raw(mail["ID"]), policy=email.policy.default)
+    return [icalendar.Calendar.from_ical(part.get_payload(decode=True))
+            for part in parsed.walk() if part.get_content_type() == "text/calendar"]
+
+
+async def test_cancelling_the_event_withdraws_the_calendar_entry_of_the_seat_holder_only(
+        system, admin_headers, mailbox):
+    slug = await create_event(system, admin_headers, capacity=1)
+    seat, waiting = address(), address()
+    for email_address, status in ((seat, "confirmed"), (waiting, "waitlisted")):
+        resp = await system.post(f"/events/{slug}/registrations", json=participant(email_address))
+        assert resp.status == 201 and (await resp.json())["status"] == status
+    [confirmation] = await mailbox.wait_for(seat)
+    [[invite]] = [c.walk("VEVENT") for c in await calendars(mailbox, confirmation)]
+    await mailbox.wait_for(waiting)
+
+    resp = await system.post(f"/events/{slug}/cancel", headers=admin_headers)
+    assert resp.status == 200, await resp.text()
+    [told_seat] = await mailbox.wait_for(seat, subject_contains="Avlyst")
+    [told_waiting] = await mailbox.wait_for(waiting, subject_contains="Avlyst")
+    [withdrawal] = await calendars(mailbox, told_seat)
+    [entry] = withdrawal.walk("VEVENT")
+    assert str(withdrawal["METHOD"]) == "CANCEL" and str(entry["UID"]) == str(invite["UID"])
+    # The waiting list never had a calendar entry: the news, without one to withdraw.
+    assert "avlyse" in told_waiting["Text"]
+    assert await calendars(mailbox, told_waiting) == [] and told_waiting["Attachments"] == []
 
 
 async def test_fifty_concurrent_registrations_for_ten_seats_fill_them_exactly_and_mail_everyone_once(

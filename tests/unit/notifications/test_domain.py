@@ -42,6 +42,21 @@ def test_each_registration_message_is_one_mail_to_the_person_in_their_language(p
     assert mail.unsubscribe_topic is None  # transactional: cannot be turned off
 
 
+@pytest.mark.parametrize("reason", ["event_cancelled", "participant", "admin"])
+@pytest.mark.parametrize(("previous_status", "ics"), [
+    ("confirmed", IcsMethod.cancel),
+    ("checked_in", IcsMethod.cancel),
+    ("waitlisted", None),
+    ("pending_confirmation", None),
+    (None, IcsMethod.cancel),  # an older producer that does not say: as before
+])
+def test_a_cancellation_withdraws_a_calendar_entry_only_from_those_who_held_a_seat(reason, previous_status, ics):
+    [mail] = domain.plan(RegistrationCancelled(**PERSON, status="cancelled", reason=reason,
+                                               previous_status=previous_status))
+    assert mail.kind == (Kind.event_cancelled if reason == "event_cancelled" else Kind.cancelled)
+    assert (mail.recipient, mail.ics) == ("kari@example.no", ics)
+
+
 def test_messages_that_tell_no_one_plan_no_mail():
     assert domain.plan(RegistrationCheckedIn(**PERSON, status="checked_in")) == []
     assert domain.plan(EventPublished(event=EVENT)) == []
