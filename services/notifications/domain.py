@@ -161,9 +161,14 @@ def clean(text: str) -> str:
     return CONTROL.sub(" ", text).strip()
 
 
+# Refusals of our own setup, not of the mail (authentication or encryption required, credentials refused): once
+# the settings are mended, the parked mails are replayed, so these are retried, never recorded as failed for good.
+SETUP_REFUSALS = {530, 534, 535, 538}
+
+
 def is_permanent(code: int | None) -> bool:
-    """SMTP 5xx means the server refuses for good (bad address, rejected content): retrying cannot help."""
-    return code is not None and 500 <= code < 600
+    """SMTP 5xx means the server refuses the mail for good (bad address, rejected content): retrying cannot help."""
+    return code is not None and 500 <= code < 600 and code not in SETUP_REFUSALS
 
 
 def unsubscribe_token(email: str, topic: Unsubscribe, language: Language, secret: str) -> str:

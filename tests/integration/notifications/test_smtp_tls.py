@@ -95,7 +95,8 @@ class Inbox:
         assert isinstance(auth_data, LoginPassword)
         self.logins.append(auth_data.login)
         right = (auth_data.login, auth_data.password) == (USER.encode(), PASSWORD.encode())
-        return AuthResult(success=right, auth_data=auth_data if right else None)
+        # handled=False: a refusal is answered with aiosmtpd's own 535 (handled=True would leave it unanswered).
+        return AuthResult(success=right, handled=False, auth_data=auth_data if right else None)
 
     async def handle_DATA(self, server, session, envelope) -> str:
         tls = server.transport.get_extra_info("ssl_object")
@@ -169,6 +170,19 @@ async def test_a_server_whose_certificate_is_not_trusted_gets_no_mail_and_no_pas
     # attempt, to be replayed), not recorded as failed for good.
     assert not refused.value.permanent
     assert inbox.mails == [] and inbox.logins == []
+
+
+async def test_a_refused_password_is_retried_not_failed_for_good(tls_server, certificates):
+    security, port, inbox = tls_server
+    to = address()
+    wrong = mailer_settings(security, port, certificates.ca_file).model_copy(
+        update={"smtp_password": SecretStr("feil-passord")})
+    with pytest.raises(DeliveryError) as refused:
+        await send(wrong, outgoing(to))
+
+    assert "535" in str(refused.value) and not refused.value.permanent
+    # aiosmtplib tries each mechanism the server offers (PLAIN, then LOGIN) before it gives up.
+    assert inbox.mails == [] and inbox.logins and set(inbox.logins) == {USER.encode()}
 
 
 async def test_the_service_sends_a_registration_mail_over_starttls_with_login(

@@ -128,8 +128,10 @@ def test_control_characters_never_survive_into_user_text():
     assert domain.clean(" Kari\r\nBcc: x@y.no\x00\u2028Nordmann ") == "Kari Bcc: x@y.no Nordmann"
 
 
-def test_only_smtp_5xx_is_permanent():
-    assert [domain.is_permanent(c) for c in (550, 554, 421, 451, None)] == [True, True, False, False, False]
+def test_only_smtp_5xx_refusing_the_mail_is_permanent():
+    assert [domain.is_permanent(c) for c in (550, 553, 554, 421, 451, None)] == [True, True, True, False, False, False]
+    # Authentication or TLS refused: our settings are wrong, not the mail.
+    assert not any(domain.is_permanent(c) for c in (530, 534, 535, 538))
 
 
 def test_an_unsubscribe_token_reads_back_and_a_forged_one_does_not():
