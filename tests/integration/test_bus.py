@@ -130,7 +130,9 @@ async def test_processed_messages_give_one_effect_for_a_redelivered_id(settings,
     await client.close()
 
 
-async def test_outbox_sweep_publishes_a_stored_entry_and_removes_it(bus, settings, mongo_url):
+@pytest.fixture
+async def relayed(bus, settings, mongo_url):
+    """A registrations collection for outbox tests, and the messages the bus delivers from the exchange."""
     received: list[CloudEvent] = []
 
     async def handle(event: CloudEvent) -> None:
@@ -138,7 +140,12 @@ async def test_outbox_sweep_publishes_a_stored_entry_and_removes_it(bus, setting
 
     await bus.consume(SERVICE, ["registration.#"], handle)
     client = AsyncMongoClient(mongo_url, tz_aware=True)
-    registrations = client[settings.db_name("registration")]["registrations"]
+    yield client[settings.db_name("registration")]["registrations"], received
+    await client.close()
+
+
+async def test_outbox_sweep_publishes_a_stored_entry_and_removes_it(bus, relayed):
+    registrations, received = relayed
     event = confirmed()
     # The state change and its event in one write; then the process "dies" before publishing.
     await registrations.insert_one({"_id": "r1", "status": "confirmed", "outbox": []})
@@ -151,18 +158,10 @@ async def test_outbox_sweep_publishes_a_stored_entry_and_removes_it(bus, setting
     assert received[0].id == event.id
     assert (await registrations.find_one({"_id": "r1"}))["outbox"] == []
     assert await relay.sweep(grace=timedelta(0)) == 0
-    await client.close()
 
 
-async def test_a_flush_clears_the_due_mark_of_an_emptied_outbox_only(bus, settings, mongo_url):
-    received: list[CloudEvent] = []
-
-    async def handle(event: CloudEvent) -> None:
-        received.append(event)
-
-    await bus.consume(SERVICE, ["registration.#"], handle)
-    client = AsyncMongoClient(mongo_url, tz_aware=True)
-    registrations = client[settings.db_name("registration")]["registrations"]
+async def test_a_flush_clears_the_due_mark_of_an_emptied_outbox_only(bus, relayed):
+    registrations, received = relayed
     alone, first, later = (outbox_module.entry(confirmed(f"{name}@baerum.kommune.no"))
                            for name in ("kari", "ola", "per"))
     await registrations.insert_many([{"_id": "r1", **outbox_module.holding([alone])},
@@ -180,4 +179,3 @@ async def test_a_flush_clears_the_due_mark_of_an_emptied_outbox_only(bus, settin
     await until(lambda: len(received) == 3)
     assert {event.id for event in received} == {alone["id"], first["id"], later["id"]}
     assert await relay.sweep(grace=timedelta(0)) == 0
-    await client.close()
