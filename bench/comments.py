@@ -12,7 +12,6 @@ there when it stops (read them with `python -m pstats`)."""
 
 import argparse
 import asyncio
-import cProfile
 import multiprocessing
 import os
 import sys
@@ -26,6 +25,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import harness  # noqa: E402
 from bench.harness import (  # noqa: E402
     Infra, cpu_seconds, delete_broker_objects, free_port, load, percentile, store_and_broker, wait_ready,
 )
@@ -35,7 +35,6 @@ from services.comments.store import Store  # noqa: E402
 from shared import outbox  # noqa: E402
 from shared.messages.comments import CommentStatus  # noqa: E402
 from shared.mongo import connect  # noqa: E402
-from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 THREAD = "bench-thread"
@@ -45,19 +44,11 @@ FIRST, DEEP = "GET first page (20)", "GET deep page (same, at 9,960)"
 
 
 def serve(settings_json: str, config_json: str, profile: str | None = None) -> None:
-    """The service in its own process, as it runs in production (one process per instance); with `profile`, under
-    cProfile, its statistics written there when the process is told to stop."""
     from services.comments.app import create_app
 
     settings = Settings.model_validate_json(settings_json)
-    app = create_app(settings, CommentsConfig.model_validate_json(config_json))
-    profiler = cProfile.Profile() if profile else None
-    if profiler:
-        profiler.enable()
-    runtime.run(app, settings, "comments", settings.comments_port)
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(profile)
+    harness.serve(create_app(settings, CommentsConfig.model_validate_json(config_json)), settings, "comments",
+                  settings.comments_port, profile)
 
 
 async def seed(store: Store) -> list[dict]:

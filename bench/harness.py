@@ -2,6 +2,7 @@
 readiness waits, CPU time."""
 
 import asyncio
+import cProfile
 import os
 import socket
 import statistics
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+from aiohttp import web
 
 from moteplass import devstack
+from shared import runtime
 from shared.settings import Settings
 
 
@@ -59,6 +62,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used (Linux /proc), to show cost apart from contention."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve(app: web.Application, settings: Settings, service: str, port: int, profile: str | None) -> None:
+    """Run a service in this process, as in production (one process per instance). With `profile`, under cProfile,
+    its statistics written there when the process is told to stop; counting CPU time, not wall time: on a shared
+    machine a process is often preempted mid-call, which would charge the wait to whatever function was running."""
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    if profiler:
+        profiler.enable()
+    runtime.run(app, settings, service, port)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ the store, since on a shared machine they compete for the same cores."""
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import multiprocessing
 import os
 import sys
@@ -32,6 +31,7 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import harness  # noqa: E402
 from bench.harness import Infra, cpu_seconds, delete_broker_objects, free_port, store_and_broker  # noqa: E402
 from services.notifications import domain, render  # noqa: E402
 from services.notifications.consumers import BINDINGS  # noqa: E402
@@ -39,7 +39,6 @@ from services.notifications.mailer import POOL_SIZE  # noqa: E402
 from shared.bus import Bus  # noqa: E402
 from shared.messages import make_event  # noqa: E402
 from shared.messages.registration import EventInfo, RegistrationConfirmed  # noqa: E402
-from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 SERVICE = "notifications"
@@ -49,18 +48,10 @@ EVENT = EventInfo(slug="innovasjonsjam", title="Innovasjonsjam i Bærum", starts
 
 
 def serve(settings_json: str, profile: str | None = None) -> None:
-    """The service in its own process, as it runs in production (one process per instance); with `profile`, under
-    cProfile, its statistics written there when the process is told to stop."""
     from services.notifications.app import create_app
 
     settings = Settings.model_validate_json(settings_json)
-    profiler = cProfile.Profile() if profile else None
-    if profiler:
-        profiler.enable()
-    runtime.run(create_app(settings), settings, "notifications", settings.notifications_port)
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(profile)
+    harness.serve(create_app(settings), settings, "notifications", settings.notifications_port, profile)
 
 
 def sink(smtp_port: int, http_port: int) -> None:

@@ -14,11 +14,9 @@ the CPU the store and the service use per operation shows their cost apart from 
 
 import argparse
 import asyncio
-import cProfile
 import multiprocessing
 import os
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,31 +26,22 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import harness  # noqa: E402
 from bench.harness import (  # noqa: E402
     Infra, cpu_seconds, delete_broker_objects, free_port, load, percentile, store_and_broker, wait_ready,
 )
 from services.registration.config import RegistrationConfig  # noqa: E402
 from shared.auth import Role, issue_token  # noqa: E402
 from shared.mongo import connect  # noqa: E402
-from shared import runtime  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 
 def serve(settings_json: str, config_json: str, jwt_secret: str, profile: str | None = None) -> None:
-    """The service in its own process, as in production; with `profile`, under cProfile, its statistics written
-    there when the process is told to stop. The profile counts CPU time, not wall time: on a shared machine a
-    process is often preempted mid-call, which would charge the wait to whatever function was running."""
     from services.registration.app import create_app
 
     settings = Settings.model_validate_json(settings_json).model_copy(update={"jwt_secret": SecretStr(jwt_secret)})
-    app = create_app(settings, RegistrationConfig.model_validate_json(config_json))
-    profiler = cProfile.Profile(time.process_time) if profile else None
-    if profiler:
-        profiler.enable()
-    runtime.run(app, settings, "registration", settings.registration_port)
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(profile)
+    harness.serve(create_app(settings, RegistrationConfig.model_validate_json(config_json)), settings,
+                  "registration", settings.registration_port, profile)
 
 
 async def run(clients: int, seconds: float, events: int, capacity: int, runs: int, profile: str | None) -> None:
