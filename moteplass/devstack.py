@@ -137,11 +137,16 @@ def check_alive(children: list[Child]) -> None:
         raise DevStackError(f"{', '.join(dead)} stopped; stopping the rest (see the output above)")
 
 
-def stop(children: list[Child]) -> None:
-    """SIGTERM: every child shuts down cleanly on it (aiohttp finishes its requests and runs its cleanup)."""
+async def stop(children: list[Child]) -> None:
+    """SIGTERM: every child shuts down cleanly on it (aiohttp finishes its requests and runs its cleanup). Waited
+    for in a thread: what runs on this loop (the mail sink) must keep answering while the children say goodbye."""
     for child in children:
         if child.process.poll() is None:
             child.process.terminate()
+    await asyncio.to_thread(_wait_or_kill, children)
+
+
+def _wait_or_kill(children: list[Child]) -> None:
     for child in children:
         try:
             child.process.wait(timeout=10)
@@ -208,7 +213,7 @@ async def run(root: Path) -> None:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         # Services first (they finish their work), then the mail sink, the store they write to last.
-        stop(services)
+        await stop(services)
         await sink.stop()
-        stop(store)
+        await stop(store)
         print(f"\nStopped: {', '.join(c.name for c in services + store) or 'nothing was running'}.", flush=True)

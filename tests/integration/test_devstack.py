@@ -1,4 +1,10 @@
-"""The `make run` helpers: the store starts, keeps its data across a restart, and the broker check is clear."""
+"""The `make run` helpers: the store starts, keeps its data across a restart, the broker check is clear, and the
+stack stops its children cleanly."""
+
+import asyncio
+import subprocess
+import sys
+import time
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -48,3 +54,35 @@ async def test_no_broker_and_none_installed_says_how_to_get_one(monkeypatch):
 def test_only_services_that_exist_are_started():
     assert "comments" in devstack.available_services()
     assert set(devstack.available_services()) <= set(devstack.SERVICES)
+
+
+async def test_children_are_stopped_while_this_loop_keeps_serving_them():
+    """A service that says goodbye to the mail sink (on the dev stack's own loop) as it stops is answered, and so
+    exits by itself rather than being killed after the wait."""
+    async def goodbye(reader, writer):
+        await reader.readline()
+        writer.write(b"221 bye\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(goodbye, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import signal, socket, sys, time
+def stop(*_):
+    with socket.create_connection(("127.0.0.1", {port})) as s:
+        s.sendall(b"QUIT\\n")
+        s.settimeout(20)
+        sys.exit(0 if s.recv(100).startswith(b"221") else 3)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ready\n"
+        started = time.monotonic()
+        await devstack.stop([devstack.Child("service", child)])
+        assert child.returncode == 0 and time.monotonic() - started < 5
+    finally:
+        child.kill()
+        server.close()
