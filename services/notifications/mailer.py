@@ -74,10 +74,15 @@ class Mailer:
             client.close()
 
     async def close(self) -> None:
+        # All at once: a server that stopped answering costs the shutdown one timeout, not one per connection.
+        clients = []
         while not self.idle.empty():
-            client = self.idle.get_nowait()
-            if client.is_connected:
-                try:
-                    await asyncio.wait_for(client.quit(), timeout=2)
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    client.close()
+            clients.append(self.idle.get_nowait())
+        await asyncio.gather(*(self._quit(client) for client in clients if client.is_connected))
+
+    @staticmethod
+    async def _quit(client: aiosmtplib.SMTP) -> None:
+        try:
+            await asyncio.wait_for(client.quit(), timeout=2)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
