@@ -282,10 +282,11 @@ def batch_landed(event: dict, seated: list[str], waiting: list[str]) -> int | No
             return len(waitlist)
         if waiting[-1] in waitlist:
             return waitlist.index(waiting[-1]) + 1
-    if seated:
-        return len(waitlist) if seated[0] in event["seats"] else None
-    if waiting:
-        return None
+    if seated or waiting:
+        # The ids are new, so any of them placed means the write landed; only the waiters can have moved since
+        # (promoted to a seat meanwhile: first in line, they wait for no one).
+        placed = set(event["seats"]) | set(waitlist)
+        return (len(waiting) if waiting else len(waitlist)) if placed & {*seated, *waiting} else None
     # Nothing to place (full, no waiting list), so nothing written: the read itself says whether it is still so.
     return len(waitlist) if event["status"] == EventStatus.published and event["free"] == 0 else None
 

@@ -30,6 +30,8 @@ def test_a_batch_landed_when_its_places_show_in_the_event_read_after_its_write()
     assert domain.batch_landed(event, ["b"], []) == 3
     # Another batch appended after this one's waiters (between the write and the read): found by a search.
     assert domain.batch_landed({**event, "waitlist": ["w", "c", "d", "e"]}, [], ["c", "d"]) == 3
+    # Landed, and its waiters were promoted to seats before the read: first in line, they wait for no one.
+    assert domain.batch_landed({**event, "seats": ["a", "b", "c", "d"], "waitlist": ["w"]}, [], ["c", "d"]) == 2
     # The write did not land: the event had changed first.
     assert domain.batch_landed(event, ["x"], []) is None
     assert domain.batch_landed(event, [], ["x"]) is None
