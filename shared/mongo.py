@@ -3,6 +3,7 @@
 from collections.abc import Awaitable
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -36,3 +37,12 @@ async def duplicates_in(unordered_write: Awaitable) -> set[int]:
             raise
         return {error["index"] for error in errors}
     return set()
+
+
+async def drop_retired_indexes(collection: AsyncCollection, keys: list[list[tuple[str, int]]]) -> None:
+    """Indexes a newer version no longer uses cost every write until dropped: drop those that remain. Found by
+    their keys (nx-27017 lists indexes under names of its own, though it drops them by MongoDB's)."""
+    present = [list(index["key"].items()) async for index in await collection.list_indexes()]
+    for key in keys:
+        if key in present:
+            await collection.drop_index(key)

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import outbox
 from shared.messages import CloudEvent
 from shared.messages.comments import CommentStatus
-from shared.mongo import duplicates_in
+from shared.mongo import drop_retired_indexes, duplicates_in
 
 from .domain import SORT_KEYS, Sort
 
@@ -42,6 +42,7 @@ class Store:
         # The dev store (nx-27017) uses single-field indexes only; MongoDB prefers the compound ones above.
         await self.comments.create_index("order")
         await self.comments.create_index("root_id")
+        await drop_retired_indexes(self.comments, [[("parent_id", ASCENDING)]])  # replies are found through root_id
         await self.comments.create_index([("status", ASCENDING), ("order", ASCENDING)])
         await self.comments.create_index([("thread_id", ASCENDING), ("status", ASCENDING)])
         await self.comments.create_index([("email", ASCENDING), ("status", ASCENDING)])

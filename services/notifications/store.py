@@ -14,7 +14,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import duplicates_in
+from shared.mongo import drop_retired_indexes, duplicates_in
 from shared.outbox import FIELD as OUTBOX, add as outbox_add, holding as outbox_holding
 
 from .domain import Mail, Status
@@ -41,6 +41,7 @@ class Store:
         # every index costs each mail's insert and status change.
         for field in ("recipient", "event_slug"):
             await self.notifications.create_index(field)
+        await drop_retired_indexes(self.notifications, [[("kind", ASCENDING)], [("status", ASCENDING)]])
         await self.attendees.create_index("event_slug")
         await self.attendees.create_index("email")
         await self.attendees.create_index([("reminder", ASCENDING), ("due_ts", ASCENDING)])

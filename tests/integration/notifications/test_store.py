@@ -62,3 +62,15 @@ async def test_attendee_states_in_one_write_keep_the_newest_whatever_their_order
     states = {doc["_id"]: doc["status"] async for doc in store.attendees.find({})}
     assert states == {"r1": "cancelled", "r2": "pending"}
     await client.close()
+
+
+async def test_indexes_of_an_earlier_version_that_no_query_uses_are_dropped(settings, mongo_url):
+    client = AsyncMongoClient(mongo_url)
+    store = Store(client[settings.db_name("notifications")])
+    await store.notifications.create_index("kind")
+    await store.notifications.create_index("status")
+    await store.ensure_indexes()
+    await store.ensure_indexes()  # again, with nothing left to drop
+    keys = {tuple(index["key"]) async for index in await store.notifications.list_indexes()}
+    assert {("recipient",), ("event_slug",)} <= keys and not keys & {("kind",), ("status",)}
+    await client.close()
