@@ -2,8 +2,10 @@
 MongoDB), the dev mail sink (unless MAILPIT_URL/SMTP_HOST point at a Mailpit), and per-test isolation by database,
 exchange and queue names."""
 
+import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 
@@ -26,6 +28,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def within_one_window(seconds: int = 60, need_s: float = 5) -> None:
+    """Wait, if it is about to, for the current fixed rate-limit window to turn, so that hits a test counts all
+    fall in one window."""
+    left = seconds - time.time() % seconds
+    if left < need_s:
+        await asyncio.sleep(left)
 
 
 @pytest.fixture(scope="session")
