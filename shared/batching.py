@@ -32,6 +32,11 @@ class GroupCommit(Generic[Item, Result]):
         """Queue an item without waiting for it (work kept off a request's path); a failure is logged."""
         self._enqueue(item).add_done_callback(_log_failure)
 
+    async def settled(self) -> None:
+        """Once every item queued so far, and any queued meanwhile, has been committed (e.g. before a shutdown)."""
+        while self._drainer is not None:
+            await asyncio.shield(self._drainer)  # a caller that gives up does not cut the batch short
+
     def _enqueue(self, item: Item) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))

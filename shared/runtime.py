@@ -14,6 +14,7 @@ from .mongo import connect, database, ping
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+SETTLE_S = 10.0  # a broker that does not confirm by then leaves the rest to the relay
 
 
 class Runtime:
@@ -24,6 +25,7 @@ class Runtime:
         self.db = database(self.client, settings, service)
         self.bus = Bus(settings, source=f"/moteplass/{service}")
         self.tasks: list[asyncio.Task] = []
+        self._settling: list[Callable[[], Awaitable]] = []
 
     @property
     def ready_checks(self) -> dict[str, Callable[[], Awaitable]]:
@@ -54,10 +56,19 @@ class Runtime:
         job tried again next time."""
         return self.spawn(_repeat(interval_s, job))
 
+    def settle_before_stop(self, job: Callable[[], Awaitable]) -> None:
+        """Have `stop` await job (say, publishing what the last requests stored) before it lets go of the broker
+        and the store; it runs once the last requests are answered."""
+        self._settling.append(job)
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(job() for job in self._settling)), SETTLE_S)
+        except TimeoutError:
+            log.warning("stopped before all work was settled; the outbox relay publishes the rest")
         await self.bus.close()
         await self.client.close()
 

@@ -1,6 +1,5 @@
 """Comments service: threads of comments per page or event, with moderation."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -36,6 +35,7 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
         runtime.every(IP_SWEEP_S, lambda: comments.store.forget_ips(
             datetime.now(UTC) - timedelta(days=config.ip_retention_days)))
         await runtime.bus.consume(SERVICE, BINDINGS, processed.once(erasure_handler(comments)))
+        runtime.settle_before_stop(comments.published)
 
     app = create_service_app(SERVICE, settings, api=api, setup=setup)
     runtime = app[RUNTIME]
@@ -44,11 +44,6 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
     comments = Comments(settings, config, store, outbox, ThreadCache(config.cache_ttl_s),
                         RateLimits(runtime.db["rate_limits"]))
     app[COMMENTS] = comments
-
-    async def finish_publishing(_: web.Application) -> None:
-        await asyncio.gather(*comments.publishing, return_exceptions=True)
-
-    app.on_shutdown.append(finish_publishing)
     return app
 
 

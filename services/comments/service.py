@@ -1,8 +1,7 @@
 """The comments service's use cases that more than one entrypoint shares: status changes with their messages,
 erasure, publishing through the outbox, and the per-thread cache."""
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -36,7 +35,6 @@ class Comments:
     outbox: Outbox
     cache: ThreadCache
     limits: RateLimits
-    publishing: set[asyncio.Task] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         # The hot path's writes are group commits (see shared.batching): under load, one store round trip counts
@@ -60,10 +58,11 @@ class Comments:
     def publish_soon(self, doc: dict | None, collection: AsyncCollection | None = None) -> None:
         """Publish the document's outbox entries after the response; the relay retries whatever this misses."""
         if doc and doc.get("outbox"):
-            task = asyncio.create_task(self._flushing.submit(
-                (self.store.comments if collection is None else collection, doc["_id"], doc["outbox"])))
-            self.publishing.add(task)
-            task.add_done_callback(self.publishing.discard)
+            self._flushing.add((self.store.comments if collection is None else collection, doc["_id"], doc["outbox"]))
+
+    async def published(self) -> None:
+        """Once what publish_soon was given is published (or left to the relay, should the broker fail)."""
+        await self._flushing.settled()
 
     async def _flush_many(self, batch: list[tuple[AsyncCollection, object, list[dict]]]) -> list[None]:
         by_collection: dict[str, tuple[AsyncCollection, list]] = {}

@@ -1,7 +1,5 @@
 """Registration service: møteplassar and registrations with atomic seats, a waiting list and an outbox."""
 
-import asyncio
-import logging
 from datetime import timedelta
 
 from aiohttp import web
@@ -20,8 +18,6 @@ from .idempotency import idempotency
 from .store import Store
 
 SERVICE = "registration"
-PUBLISH_ON_STOP_S = 10.0  # a broker that does not confirm by then leaves the rest to the relay
-log = logging.getLogger(__name__)
 
 
 async def build(runtime: Runtime, config: RegistrationConfig) -> Registrations:
@@ -47,23 +43,13 @@ async def setup(app: web.Application, runtime: Runtime, config: RegistrationConf
     grace = timedelta(seconds=config.reconcile_grace_s)
     runtime.every(runtime.settings.relay_interval_s, lambda: registrations.reconcile(grace))
     runtime.every(config.purge_interval_s, registrations.purge_past_events)
-
-
-async def publish_before_stopping(app: web.Application):
-    """On the way down, once the last requests are answered and before the runtime lets go of the broker (this
-    runs first, being added after it): what they stored goes out now rather than at the relay's next sweep."""
-    yield
-    try:
-        await asyncio.wait_for(app[REGISTRATIONS].published(), PUBLISH_ON_STOP_S)
-    except TimeoutError:
-        log.warning("stopped before every message was published; the outbox relay will publish the rest")
+    runtime.settle_before_stop(registrations.published)
 
 
 def create_app(settings: Settings | None = None, config: RegistrationConfig | None = None) -> web.Application:
     config = config or RegistrationConfig()
     app = create_service_app(SERVICE, settings or get_settings(), api=api,
                              setup=lambda app, runtime: setup(app, runtime, config))
-    app.cleanup_ctx.append(publish_before_stopping)
     app[CONFIG] = config
     app[RATE_LIMITS] = RateLimits(app[RUNTIME].db["rate_limits"])
     # Inside the shared request context, which writes their errors as JSON; refusals outermost, so that the

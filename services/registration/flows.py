@@ -234,13 +234,13 @@ class Registrations:
         return [next(placed[slug]) for slug, _ in arrivals]
 
     async def _publish_registrations(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
-        await self.outbox.try_flush_many(self.store.registrations, [item for item in batch if item[1]])
+        await self.outbox.try_flush_many(self.store.registrations, batch)
         return [None] * len(batch)
 
     async def published(self) -> None:
         """Once the messages of every registration answered so far are published (or left to the relay, should
-        the broker fail): a mark queued behind them is handled last, since batches go in arrival order."""
-        await self._publishing.submit(("", []))
+        the broker fail)."""
+        await self._publishing.settled()
 
     async def confirm(self, rid: str, token: str) -> dict:
         """The link in the double opt-in email: take a seat (or a waiting-list place) now, in confirmation order."""

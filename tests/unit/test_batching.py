@@ -52,3 +52,24 @@ async def test_an_added_item_is_committed_without_anyone_waiting_and_its_failure
     assert await group.submit(2) == 2  # queued behind the added ones, so they are done by now
     assert [i for batch in committed for i in batch] == [1, -1, 2]
     assert "a queued item failed" in caplog.text
+
+
+async def test_settled_waits_for_every_queued_item_and_a_caller_giving_up_cuts_nothing_short():
+    committed: list[int] = []
+    gate = asyncio.Event()
+
+    async def commit(items: list[int]) -> list[None]:
+        await gate.wait()
+        committed.extend(items)
+        return [None] * len(items)
+
+    group = GroupCommit(commit)
+    await group.settled()  # nothing queued: at once
+    group.add(1)
+    await asyncio.sleep(0)
+    group.add(2)  # queued behind the batch in flight
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(group.settled(), 0.01)
+    gate.set()
+    await group.settled()
+    assert committed == [1, 2]
