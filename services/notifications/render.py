@@ -167,15 +167,16 @@ def _multipart(subtype: str, parts: list[Message]) -> Message:
     return _part(f'multipart/{subtype}; boundary="=_{uuid.uuid4().hex}"', None, parts)
 
 
-def _part(content_type: str, encoding: str | None, payload: str | list[Message], **headers: str) -> Message:
+def _part(content_type: str, encoding: str | None, payload: str | list[Message], disposition: str | None = None,
+          ) -> Message:
     # Headers written as they are meant, payloads encoded beforehand (binascii, in C): the MIME classes' parameter
     # and charset handling was a third of a message's cost. Every value here is ASCII the code chose.
     part = Message(policy=WIRE)
     part["Content-Type"] = content_type
     if encoding:
         part["Content-Transfer-Encoding"] = encoding
-    for name, value in headers.items():
-        part[name.replace("_", "-")] = value
+    if disposition:
+        part["Content-Disposition"] = disposition
     part.set_payload(payload)
     return part
 
@@ -200,7 +201,7 @@ def compose(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> Outg
     if mail.ics and mail.event:
         ics = _part(f'text/calendar; method={mail.ics.value}; charset="utf-8"', "base64",
                     base64.encodebytes(invitation(mail, from_addr)).decode("ascii"),
-                    Content_Disposition='attachment; filename="invitasjon.ics"')
+                    disposition='attachment; filename="invitasjon.ics"')
         body = _multipart("mixed", [body, ics])
     body["MIME-Version"] = "1.0"
     # A display name is quoted (ASCII) or one encoded word: several encoded words in a phrase are read back with
