@@ -10,7 +10,7 @@ from shared.ratelimit import RateLimits
 from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
-from .api import COMMENTS, api
+from .routes import COMMENTS, api
 from .cache import ThreadCache
 from .config import CommentsConfig
 from .consumers import BINDINGS, erasure_handler

@@ -1,150 +1,16 @@
 """Notifications service: mails for registration, møteplass and comment events, sent once each, with an audit
 trail, dead-letter handling and one-click unsubscribe."""
 
-from datetime import UTC, datetime
-from html import escape
-
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth import Role
-from shared.bus import QueueNames
-from shared.http import Api, ApiError
-from shared.messages import Language
-from shared.messages.notifications import NotificationKind
 from shared.outbox import Outbox
 from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
-from . import deadletters, domain
 from .consumers import BINDINGS, PREFETCH, Notifier
-from .domain import Status
 from .mailer import Mailer
+from .routes import NOTIFIER, SERVICE, api
 from .store import Store
-
-SERVICE = "notifications"
-NOTIFIER = web.AppKey("notifier", Notifier)
-ADMIN = {Role.admin}
-api = Api("Møteplass notifications", description="Mails for every domain event, their audit trail and dead letters.")
-
-
-class NotificationQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    recipient: str | None = None
-    event: str | None = Field(None, description="Slug of the møteplass")
-    kind: NotificationKind | None = None
-    status: Status | None = None
-    after: str | None = Field(None, pattern="^[0-9a-f]{24}$", description="Cursor: `next` of the previous page")
-    limit: int = Field(50, ge=1, le=200)
-
-
-class Notification(BaseModel):
-    id: str
-    message_id: str
-    recipient: str
-    kind: NotificationKind
-    status: Status
-    attempts: int
-    event_slug: str | None = None
-    registration_id: str | None = None
-    language: Language
-    last_error: str | None = None
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None = None
-
-    @classmethod
-    def of(cls, doc: dict) -> "Notification":
-        # Times that change are stored as Unix seconds (see store.py); pydantic reads those as UTC datetimes.
-        return cls.model_validate({**doc, "id": str(doc["_id"]), "updated_at": doc["updated_ts"],
-                                   "sent_at": doc.get("sent_ts")})
-
-
-class NotificationPage(BaseModel):
-    items: list[Notification]
-    next: str | None = Field(description="Pass as `after` for the next page; null on the last page")
-
-
-class Replayed(BaseModel):
-    replayed: int
-
-
-@api.route("GET", "/notifications", query=NotificationQuery, response=NotificationPage, roles=ADMIN)
-async def list_notifications(request: web.Request, query: NotificationQuery, claims: dict) -> NotificationPage:
-    """The audit trail, newest first, filtered by recipient, event, kind and status."""
-    filters = {field: value for field, value in {
-        "recipient": query.recipient, "event_slug": query.event,
-        "kind": query.kind and query.kind.value, "status": query.status and query.status.value}.items() if value}
-    docs = await request.app[NOTIFIER].store.search(filters, query.after, query.limit + 1)
-    items = [Notification.of(doc) for doc in docs[:query.limit]]
-    return NotificationPage(items=items, next=items[-1].id if len(docs) > query.limit else None)
-
-
-@api.route("GET", "/notifications/{id}", response=Notification, roles=ADMIN, errors={404: "No such notification"})
-async def get_notification(request: web.Request, claims: dict) -> Notification:
-    doc = await request.app[NOTIFIER].store.get(request.match_info["id"])
-    if doc is None:
-        raise ApiError(404, "Fann ikkje denne varslinga.")
-    return Notification.of(doc)
-
-
-def queues(request: web.Request) -> QueueNames:
-    return QueueNames(request.app[RUNTIME].settings.queue_name(SERVICE))
-
-
-@api.route("GET", "/dead-letters", response=list[deadletters.ParkedMessage], roles=ADMIN)
-async def list_dead_letters(request: web.Request, claims: dict) -> list[deadletters.ParkedMessage]:
-    """Messages parked after too many failed attempts (the first 100)."""
-    return await deadletters.parked(request.app[RUNTIME].bus, queues(request))
-
-
-@api.route("POST", "/dead-letters/replay", response=Replayed, roles=ADMIN)
-async def replay_dead_letters(request: web.Request, claims: dict) -> Replayed:
-    """Put every parked message back on the main queue."""
-    return Replayed(replayed=await deadletters.replay(request.app[RUNTIME].bus, queues(request)))
-
-
-UNSUBSCRIBE_PAGE = {
-    Language.nn: ("Meld av e-postar", "Vil du ikkje lenger få påminningar om møteplassar?", "Meld meg av",
-                  "Du er no meld av. Du får ikkje fleire påminningar frå oss."),
-    Language.nb: ("Meld av e-poster", "Vil du ikke lenger få påminnelser om møteplasser?", "Meld meg av",
-                  "Du er nå meldt av. Du får ikke flere påminnelser fra oss."),
-    Language.en: ("Unsubscribe", "No longer want reminders about events?", "Unsubscribe me",
-                  "You are unsubscribed. You will get no more reminders from us."),
-}
-
-
-def _page(language: Language, body: str) -> web.Response:
-    title = UNSUBSCRIBE_PAGE[language][0]
-    return web.Response(content_type="text/html", text=(
-        f'<!doctype html><html lang="{language.value}"><head><meta charset="utf-8"><title>{title}</title></head>'
-        f'<body style="font-family: Arial, sans-serif; max-width: 40em">{body}</body></html>'))
-
-
-def _unsubscribe_token(request: web.Request, settings: Settings) -> tuple[str, domain.Unsubscribe, Language]:
-    try:
-        return domain.read_unsubscribe_token(request.query.get("token", ""), settings.jwt_secret.get_secret_value())
-    except ValueError as exc:
-        raise ApiError(400, "Lenkja for å melde seg av er ugyldig eller skadd.") from exc
-
-
-@api.route("GET", "/unsubscribe", summary="The page an unsubscribe link opens: asks before it acts",
-           errors={400: "Invalid link"})
-async def unsubscribe_page(request: web.Request) -> web.Response:
-    # A GET changes nothing: mail scanners open links, and only a person (or a one-click POST) unsubscribes.
-    _, _, language = _unsubscribe_token(request, request.app[RUNTIME].settings)
-    title, question, button, _ = UNSUBSCRIBE_PAGE[language]
-    token = escape(request.query["token"], quote=True)
-    return _page(language, f'<h1>{title}</h1><p>{question}</p><form method="post" action="?token={token}">'
-                           f'<button type="submit">{button}</button></form>')
-
-
-@api.route("POST", "/unsubscribe", summary="One-click unsubscribe (RFC 8058) or the page's button",
-           errors={400: "Invalid link"})
-async def unsubscribe(request: web.Request) -> web.Response:
-    email, topic, language = _unsubscribe_token(request, request.app[RUNTIME].settings)
-    await request.app[NOTIFIER].store.unsubscribe(email, topic.value, datetime.now(UTC))
-    return _page(language, f"<p>{UNSUBSCRIBE_PAGE[language][3]}</p>")
 
 
 def create_app(settings: Settings | None = None) -> web.Application:

@@ -10,8 +10,8 @@ from shared.runtime import RUNTIME, Runtime, create_service_app, run
 from shared.settings import Settings, get_settings
 
 from .config import RegistrationConfig
-from .flows import Registrations
-from .handlers import CONFIG, RATE_LIMITS, REGISTRATIONS, api, refusals
+from .service import Registrations
+from .routes import CONFIG, RATE_LIMITS, REGISTRATIONS, api, refusals
 from .idempotency import KEEP as IDEMPOTENCY_KEEP
 from .idempotency import STORE as IDEMPOTENCY_STORE
 from .idempotency import idempotency

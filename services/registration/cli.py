@@ -10,7 +10,7 @@ import click
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
 
-from .api import EventIn, RegistrationIn
+from .models import EventIn, RegistrationIn
 from .app import SERVICE, build
 from .config import RegistrationConfig
 from .domain import Refused

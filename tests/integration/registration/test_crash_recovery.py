@@ -7,7 +7,7 @@ import time
 
 from pymongo import AsyncMongoClient
 
-from services.registration.handlers import REGISTRATIONS
+from services.registration.routes import REGISTRATIONS
 from tests.conftest import free_port
 
 from .conftest import event_body, person, registration_app

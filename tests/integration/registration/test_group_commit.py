@@ -8,7 +8,7 @@ from datetime import timedelta
 from aiohttp.test_utils import TestServer
 from pymongo import AsyncMongoClient
 
-from services.registration.handlers import REGISTRATIONS
+from services.registration.routes import REGISTRATIONS
 from tests.conftest import free_port
 
 from .conftest import event_body, person, registration_app

@@ -1,4 +1,4 @@
-from services.registration.handlers import api
+from services.registration.routes import api
 
 
 async def test_openapi_is_generated_for_every_route(http, base):

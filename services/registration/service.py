@@ -18,7 +18,7 @@ from shared.outbox import Outbox, entry
 from shared.settings import Settings
 
 from . import domain
-from .api import EventIn, EventUpdate, RegistrationFilter, RegistrationIn
+from .models import EventIn, EventUpdate, RegistrationFilter, RegistrationIn
 from .domain import EventStatus, Refused, Status
 from .store import Duplicate, Store
 

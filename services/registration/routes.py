@@ -10,13 +10,13 @@ from shared.http import Api, ApiError
 from shared.ratelimit import RateLimits, client_ip
 
 from . import domain
-from .api import (
+from .models import (
     AnswersIn, EventIn, EventOut, EventUpdate, GuestInviteIn, GuestInviteOut, RegistrationFilter, RegistrationIn,
     RegistrationOut, RegistrationPage, TokenQuery,
 )
 from .config import RegistrationConfig
 from .domain import Refused
-from .flows import Registrations
+from .service import Registrations
 
 REGISTRATIONS = web.AppKey("registrations", Registrations)
 CONFIG = web.AppKey("config", RegistrationConfig)
