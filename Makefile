@@ -5,7 +5,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint schemas bench clean
+.PHONY: install system-deps run test lint schemas bench clean
+
+# Debian packages the tests need (one a line, so that additions merge cleanly): installed when missing and root,
+# else named so a person can install them.
+SYSTEM_PACKAGES := \
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "make: install these Debian packages first: $$missing" >&2; exit 1; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -20,7 +30,7 @@ run: install
 	$(BIN)/moteplass dev
 
 # pytest exits 5 when it collected no test: that must fail loudly, never pass as an empty green run.
-test: install
+test: install system-deps
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
