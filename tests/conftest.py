@@ -22,6 +22,8 @@ from shared.settings import Settings
 from tests.support.mailbox import Mailbox
 
 SERVICES = ("registration", "comments", "notifications")
+# Fixtures for every test: rabbit_node (a private RabbitMQ node for broker faults).
+pytest_plugins = ["tests.support.rabbit_node"]
 
 
 def free_port() -> int:
