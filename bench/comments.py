@@ -29,8 +29,9 @@ from bench import harness  # noqa: E402
 from bench.harness import (  # noqa: E402
     Infra, cpu_seconds, delete_broker_objects, free_port, load, percentile, store_and_broker, wait_ready,
 )
-from services.comments import domain  # noqa: E402
+from services.comments import domain, store as comments_store  # noqa: E402
 from services.comments.config import CommentsConfig  # noqa: E402
+from services.comments.models import NewComment  # noqa: E402
 from services.comments.store import Store  # noqa: E402
 from shared import outbox  # noqa: E402
 from shared.messages.comments import CommentStatus  # noqa: E402
@@ -53,9 +54,9 @@ def serve(settings_json: str, config_json: str, profile: str | None = None) -> N
 
 async def seed(store: Store) -> list[dict]:
     now = datetime.now(UTC)
-    docs = [domain.comment_doc(THREAD, domain.NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
-                                                         body=f"Kommentar **nummer** {n} om innovasjon i kommunen."),
-                               parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
+    docs = [domain.comment_doc(THREAD, NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
+                                                  body=f"Kommentar **nummer** {n} om innovasjon i kommunen."),
+                               identity=comments_store.identity(now), parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
             for n in range(SEED)]
     await store.insert_many([(doc, []) for doc in docs])
     # The thread's record, as its first comment made it: without it every POST of the first moments would count
@@ -104,7 +105,7 @@ async def bench(infra: Infra, clients: int, seconds: float, runs: int, profile: 
         # A collection of its own with the comments' indexes, so the thread's pages stay as they were seeded.
         indexed = Store(client[f"{tag}_raw"])
         await indexed.ensure_indexes()
-        pending = domain.NewComment(author_name="Raw", email="raw@example.no", body="x" * 40)
+        pending = NewComment(author_name="Raw", email="raw@example.no", body="x" * 40)
         deep = domain.encode_cursor(domain.Sort.newest, docs[SEED - 41])
         rows: list[tuple[str, float, float, float, float, float]] = []
         figures: dict[str, list[float]] = {}
@@ -144,7 +145,8 @@ async def bench(infra: Infra, clients: int, seconds: float, runs: int, profile: 
                      "at": datetime.now(UTC)}))
                 indexed_insert = await measure("raw insert_one (comments, all its indexes)",
                                                lambda n: indexed.comments.insert_one(domain.comment_doc(
-                                                   f"raw-{offset + n}", pending, parent=None, max_depth=2,
+                                                   f"raw-{offset + n}", pending,
+                                                   identity=comments_store.identity(datetime.now(UTC)), parent=None, max_depth=2,
                                                    status=CommentStatus.pending, ip=None, now=datetime.now(UTC))
                                                    | {"outbox": []}))
                 await measure("raw find (first 20 of the thread)", lambda n: db["comments"].find(

@@ -1,5 +1,5 @@
-"""Comment rules without I/O: input models, safe rendering, spam signals, status decisions, moderation
-transitions, nesting, cursors and signed tokens."""
+"""Comment rules without I/O: user-facing text, safe rendering, spam signals, status decisions, moderation
+transitions, nesting, import, cursors and signed tokens."""
 
 import base64
 import binascii
@@ -7,18 +7,15 @@ import hashlib
 import html
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import jwt
 import nh3
-from bson import ObjectId
-from email_validator import EmailNotValidError, validate_email
 from markdown_it import MarkdownIt
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
 
 from shared.messages.comments import CommentStatus
 from shared.messages.common import Language
@@ -90,50 +87,7 @@ def language_of(accept_language: str | None) -> Language:
     return Language.nn
 
 
-# ---- input ------------------------------------------------------------------------------------------------------
-
-NAME_MAX, BODY_MIN, BODY_MAX, THREAD_MAX = 80, 2, 5000, 200
-
-
-def _email(value: str) -> str:
-    try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        raise PydanticCustomError("email_invalid", "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no.")
-
-
-def _name(value: str) -> str:
-    if not value.strip():
-        raise PydanticCustomError("name_blank", "Skriv namnet ditt.")
-    return " ".join(value.split())
-
-
-def _body(value: str) -> str:
-    if len(value.strip()) < BODY_MIN:
-        raise PydanticCustomError("body_short", "Skriv ein kommentar på minst {min} teikn.", {"min": BODY_MIN})
-    return value.strip()
-
-
-Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
-Name = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_name)]
-Body = Annotated[str, Field(max_length=BODY_MAX), AfterValidator(_body)]
-ThreadId = Annotated[str, Field(min_length=1, max_length=THREAD_MAX)]
-
-
-class NewComment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    author_name: Name
-    email: Email = Field(description="Never shown publicly")
-    body: Body = Field(description="A safe subset of Markdown")
-    parent_id: str | None = None
-    notify_replies: bool = Field(default=False, description="Mail me when someone replies")
-    language: Language = Language.nn
-    website: str = Field(default="", max_length=500, description="Honeypot: leave empty (hidden in the form)")
-
-
-class CommentEdit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    body: Body
+# ---- sorts and actions ------------------------------------------------------------------------------------------
 
 
 class Sort(StrEnum):
@@ -142,49 +96,12 @@ class Sort(StrEnum):
     most_replied = "most_replied"
 
 
-class PageQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    sort: Sort = Sort.newest
-    cursor: str | None = None
-    limit: int | None = Field(default=None, ge=1, le=100)
-
-
 class Action(StrEnum):
     approve = "approve"
     reject = "reject"
     spam = "spam"
     delete = "delete"
 
-
-class BulkModeration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[str] = Field(min_length=1, max_length=500)
-    action: Action
-
-
-class ThreadChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    closed: bool | None = None
-    hidden: bool | None = None
-    moderation: Literal["pre", "post"] | None = None
-
-
-class ErasureRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: Email
-    language: Language = Language.nn
-
-
-class SignedToken(BaseModel):
-    """The token from a signed link (erasure, unsubscribe)."""
-
-    model_config = ConfigDict(extra="forbid")
-    token: str
-
-
-class CountsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    threads: list[ThreadId] = Field(min_length=1, max_length=500)
 
 
 # ---- rendering --------------------------------------------------------------------------------------------------
@@ -272,10 +189,11 @@ def placement(parent: dict | None, max_depth: int) -> dict:
     return {"parent_id": parent["parent_id"], "root_id": parent["root_id"], "depth": parent["depth"]}
 
 
-def comment_doc(thread_id: str, new: NewComment, *, parent: dict | None, max_depth: int, status: CommentStatus,
-                ip: str | None, now: datetime, fingerprinted: bool = True) -> dict:
-    """A new comment as stored: source and rendering, its place in the thread, and who wrote it (never public)."""
-    doc = {**identity(now), "thread_id": thread_id, **placement(parent, max_depth),
+def comment_doc(thread_id: str, new, *, identity: dict, parent: dict | None, max_depth: int,
+                status: CommentStatus, ip: str | None, now: datetime, fingerprinted: bool = True) -> dict:
+    """A new comment as stored: source and rendering, its place in the thread, and who wrote it (never public).
+    `new` has a new comment's fields (models.NewComment or an ExportedComment); `identity` its ids (the store's)."""
+    doc = {**identity, "thread_id": thread_id, **placement(parent, max_depth),
            "reply_to": str(parent["_id"]) if parent else None, "author_name": new.author_name, "email": new.email,
            "ip": ip, "language": new.language, "notify_replies": new.notify_replies, "body": new.body,
            "html": render(new.body), "status": status, "listed": listed(status, False), "reply_count": 0,
@@ -299,108 +217,17 @@ def deleted_fields() -> dict:
     return {"body": "", "html": "", "notify_replies": False}
 
 
-# ---- public view ------------------------------------------------------------------------------------------------
+# ---- import -----------------------------------------------------------------------------------------------------
 
 
-class PublicComment(BaseModel):
-    id: str
-    parent_id: str | None
-    author_name: str
-    html: str
-    created_at: datetime
-    edited_at: datetime | None = None
-    deleted: bool = False
-    reply_count: int = Field(default=0, description="Approved replies under a top-level comment (0 on replies)")
-    hidden_replies: int = Field(default=0, description="Replies not shown here (beyond the nesting limit)")
-    replies: list["PublicComment"] = Field(default_factory=list)
-
-
-class ThreadInfo(BaseModel):
-    id: str
-    closed: bool = False
-    hidden: bool = False
-    moderation: Literal["pre", "post"] = "pre"
-
-
-def thread_info(thread_id: str, doc: dict | None) -> ThreadInfo:
-    return ThreadInfo(id=thread_id, **{k: v for k, v in (doc or {}).items() if k in ("closed", "hidden", "moderation")})
-
-
-class Page(BaseModel):
-    thread: ThreadInfo
-    comments: list[PublicComment]
-    next_cursor: str | None = None
-
-
-def public(doc: dict, language: Language) -> PublicComment:
-    deleted = doc["status"] == CommentStatus.deleted
-    return PublicComment(
-        id=str(doc["_id"]), parent_id=doc.get("parent_id"),
-        author_name="" if deleted else doc["author_name"],
-        html=f"<p>{text('deleted', language)}</p>" if deleted else doc["html"],
-        created_at=doc["created_at"], edited_at=doc.get("edited_at"), deleted=deleted,
-        reply_count=doc.get("reply_count", 0))
-
-
-def nest(roots: list[dict], descendants: list[dict], nested_limit: int, language: Language) -> list[PublicComment]:
-    """Hang the listed descendants (oldest first) under their parents, showing up to nested_limit per comment."""
-    children: dict[str, list[dict]] = {}
-    for doc in sorted(descendants, key=lambda d: d["order"]):
-        children.setdefault(doc["parent_id"], []).append(doc)
-
-    def build(doc: dict) -> PublicComment:
-        view = public(doc, language)
-        below = children.get(str(doc["_id"]), [])
-        view.replies = [build(child) for child in below[:nested_limit]]
-        view.hidden_replies = max(0, len(below) - nested_limit)
-        return view
-
-    return [build(root) for root in roots]
-
-
-# ---- export and import ------------------------------------------------------------------------------------------
-
-
-class ExportedComment(BaseModel):
-    """A comment as moderators export it: the source, not the rendering (re-rendered on import); no IP."""
-
-    id: str
-    reply_to: str | None = Field(default=None, description="The comment this one answered (an id in the export)")
-    author_name: str = Field(max_length=NAME_MAX)
-    email: Email | None = None
-    body: str = Field(max_length=BODY_MAX)
-    status: CommentStatus
-    created_at: AwareDatetime
-    edited_at: AwareDatetime | None = None
-    notify_replies: bool = False
-    language: Language = Language.nn
-
-
-class ThreadImport(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # an export file posts as it is
-    comments: list[ExportedComment] = Field(max_length=50_000)
-
-
-class ThreadExport(ThreadImport):
-    thread: ThreadInfo
-
-
-def exported(doc: dict) -> ExportedComment:
-    return ExportedComment(id=str(doc["_id"]), **{k: doc.get(k) for k in (
-        "reply_to", "author_name", "email", "body", "status", "created_at", "edited_at")},
-        notify_replies=doc.get("notify_replies", False), language=doc.get("language", Language.nn))
-
-
-def imported(thread_id: str, items: list[ExportedComment], max_depth: int) -> list[dict]:
+def imported(thread_id: str, items: list, max_depth: int, identity: Callable[[datetime], dict]) -> list[dict]:
     """Exported comments as new documents of a thread: fresh ids dated to their creation, the reply structure
     rebuilt (to this service's depth), counts and placeholders derived. A reply whose parent is not in the
     import becomes a top-level comment."""
     docs: dict[str, dict] = {}
-    for item in sorted(items, key=lambda i: i.created_at):
-        new = NewComment.model_construct(author_name=item.author_name, email=item.email, body=item.body,
-                                         language=item.language, notify_replies=item.notify_replies)
-        doc = comment_doc(thread_id, new, parent=docs.get(item.reply_to or ""), max_depth=max_depth,
-                          status=item.status, ip=None, now=item.created_at,
+    for item in sorted(items, key=lambda i: i.created_at):  # exported comments (models.ExportedComment)
+        doc = comment_doc(thread_id, item, identity=identity(item.created_at), parent=docs.get(item.reply_to or ""),
+                          max_depth=max_depth, status=item.status, ip=None, now=item.created_at,
                           fingerprinted=item.status not in (CommentStatus.deleted, CommentStatus.spam))
         docs[item.id] = doc | ({"edited_at": item.edited_at} if item.edited_at else {})
     by_id = {str(d["_id"]): d for d in docs.values()}
@@ -411,12 +238,6 @@ def imported(thread_id: str, items: list[ExportedComment], max_depth: int) -> li
             parent = by_id[doc["parent_id"]]
             parent["listed"] = listed(parent["status"], True)
     return list(docs.values())
-
-
-def identity(created_at: datetime) -> dict:
-    """A comment's _id, dated to its creation (also for imported ones), and its sortable copy `order`."""
-    oid = ObjectId(int(created_at.timestamp()).to_bytes(4, "big") + ObjectId().binary[4:])
-    return {"_id": oid, "order": str(oid)}
 
 
 # ---- cursors ----------------------------------------------------------------------------------------------------
@@ -452,19 +273,6 @@ def decode_cursor(sort: Sort, cursor: str) -> list:
         if not valid:
             raise BadCursor(f"bad {field}")
     return values
-
-
-def after(sort: Sort, cursor: str | None) -> dict:
-    """The filter for 'strictly after the cursor' in the sort's lexicographic order."""
-    if cursor is None:
-        return {}
-    values = decode_cursor(sort, cursor)
-    keys = SORT_KEYS[sort]
-    branches = []
-    for i, (field, direction) in enumerate(keys):
-        equal = {f: v for (f, _), v in zip(keys[:i], values[:i])}
-        branches.append({**equal, field: {"$lt" if direction < 0 else "$gt": values[i]}})
-    return branches[0] if len(branches) == 1 else {"$or": branches}
 
 
 # ---- signed tokens ----------------------------------------------------------------------------------------------

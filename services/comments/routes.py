@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
 from shared.auth import Role
@@ -13,9 +12,14 @@ from shared.messages.comments import CommentErasureRequested, CommentStatus
 from shared.messages.common import Language
 from shared.ratelimit import client_ip as shared_client_ip
 
-from . import domain
+from . import domain, models, store
 from .config import CommentsConfig
 from .domain import Action, BadCursor, BadToken, Purpose, Sort, text
+from .models import (
+    BulkModeration, CommentEdit, Counts, CountsQuery, Created, Edited, Erased, ErasurePreview, ErasureRequest,
+    Imported, Message, Moderated, NewComment, Page, PageQuery, Queue, QueueQuery, QueuedComment, SignedToken,
+    ThreadChange, ThreadExport, ThreadImport, ThreadInfo
+)
 from .service import SOURCE, Comments
 
 api = Api("Møteplass comments", description="Comment threads per page or event, with pre-moderation. "
@@ -36,7 +40,7 @@ def client_ip(request: web.Request, config: CommentsConfig) -> str:
 
 def thread_id_of(request: web.Request) -> str:
     thread_id = request.match_info["thread"]
-    if len(thread_id) > domain.THREAD_MAX:
+    if len(thread_id) > models.THREAD_MAX:
         raise ApiError(404, text("thread_not_found", language(request)))
     return thread_id
 
@@ -63,19 +67,10 @@ def token_subject(ctx: Comments, request: web.Request, purpose: Purpose, token: 
 # ---- public ----------------------------------------------------------------------------------------------------
 
 
-class Created(BaseModel):
-    id: str
-    status: CommentStatus = Field(description="pending until a moderator approves (in pre-moderation)")
-    html: str
-    message: str
-    edit_token: str = Field(description="Send as X-Edit-Token to edit or delete within the edit window")
-    edit_until: datetime
-
-
-@api.route("POST", "/threads/{thread}/comments", body=domain.NewComment, response=Created, status=201,
+@api.route("POST", "/threads/{thread}/comments", body=NewComment, response=Created, status=201,
            errors={409: "The thread is closed, or the same text is already in it",
                    429: "Too many comments from this address (see Retry-After)"})
-async def post_comment(request: web.Request, body: domain.NewComment):
+async def post_comment(request: web.Request, body: NewComment):
     """Write a comment or a reply (pre-moderated unless the thread says otherwise)."""
     ctx, lang, thread_id = request.app[COMMENTS], language(request), thread_id_of(request)
     config, ip = ctx.config, client_ip(request, ctx.config)
@@ -101,8 +96,8 @@ async def post_comment(request: web.Request, body: domain.NewComment):
         auto_approve_known=config.auto_approve_known)
     now = datetime.now(UTC)
     # A bot resubmitting its text should not learn it was caught: its catches take no fingerprint.
-    doc = domain.comment_doc(thread_id, body, parent=parent, max_depth=config.max_depth, status=status, ip=ip,
-                             now=now, fingerprinted=not honeypot)
+    doc = domain.comment_doc(thread_id, body, identity=store.identity(now), parent=parent, max_depth=config.max_depth,
+                             status=status, ip=ip, now=now, fingerprinted=not honeypot)
     # Honeypot catches are silent.
     event = None if honeypot else await ctx.status_event(doc, request, held, parent)
     if not await ctx.insert(doc, [event] if event else []):
@@ -118,25 +113,25 @@ async def post_comment(request: web.Request, body: domain.NewComment):
                    edit_until=edit_until)
 
 
-@api.route("GET", "/threads/{thread}/comments", query=domain.PageQuery, response=domain.Page,
+@api.route("GET", "/threads/{thread}/comments", query=PageQuery, response=Page,
            errors={400: "Invalid cursor"})
-async def get_comments(request: web.Request, query: domain.PageQuery):
+async def get_comments(request: web.Request, query: PageQuery):
     """Approved comments (and placeholders of deleted ones with replies), top-level paged, replies nested."""
     ctx, lang, thread_id = request.app[COMMENTS], language(request), thread_id_of(request)
     size = query.limit or ctx.config.page_size
 
     async def build() -> bytes:
         # The cursor is decoded only here: a cached page is served without even that (a bad one is never cached).
-        after = domain.after(query.sort, query.cursor)
-        info = domain.thread_info(thread_id, await ctx.thread(thread_id))
+        after = store.after(query.sort, query.cursor)
+        info = models.thread_info(thread_id, await ctx.thread(thread_id))
         roots = [] if info.hidden else await ctx.store.page(thread_id, query.sort, after, size + 1)
         more = len(roots) > size
         roots = roots[:size]
         # Only comments with replies (counted, or kept as placeholders) need the one query for replies.
         replies = await ctx.store.descendants(
             [str(r["_id"]) for r in roots if r.get("reply_count") or r["status"] == CommentStatus.deleted])
-        page = domain.Page(thread=info, comments=domain.nest(roots, replies, ctx.config.nested_limit, lang),
-                           next_cursor=domain.encode_cursor(query.sort, roots[-1]) if more else None)
+        page = Page(thread=info, comments=models.nest(roots, replies, ctx.config.nested_limit, lang),
+                    next_cursor=domain.encode_cursor(query.sort, roots[-1]) if more else None)
         return page.model_dump_json().encode()
 
     try:
@@ -146,12 +141,8 @@ async def get_comments(request: web.Request, query: domain.PageQuery):
     return web.Response(body=body, content_type="application/json")
 
 
-class Counts(BaseModel):
-    counts: dict[str, int] = Field(description="Approved comments per thread id")
-
-
-@api.route("POST", "/threads/counts", body=domain.CountsQuery, response=Counts)
-async def thread_counts(request: web.Request, body: domain.CountsQuery):
+@api.route("POST", "/threads/counts", body=CountsQuery, response=Counts)
+async def thread_counts(request: web.Request, body: CountsQuery):
     """Approved comment counts for many threads at once (for list pages); a hidden thread counts 0."""
     store = request.app[COMMENTS].store
     found_counts, hidden = await store.counts(body.threads), await store.hidden_threads(body.threads)
@@ -161,16 +152,10 @@ async def thread_counts(request: web.Request, body: domain.CountsQuery):
 # ---- the author's edit window ----------------------------------------------------------------------------------
 
 
-class Edited(BaseModel):
-    id: str
-    status: CommentStatus
-    html: str
-
-
-@api.route("PATCH", "/comments/{comment_id}", body=domain.CommentEdit, response=Edited,
+@api.route("PATCH", "/comments/{comment_id}", body=CommentEdit, response=Edited,
            errors={403: "Missing, wrong or expired X-Edit-Token", 404: "No such comment",
                    409: "The comment can no longer be changed, or the same text is already in the thread"})
-async def edit_comment(request: web.Request, body: domain.CommentEdit):
+async def edit_comment(request: web.Request, body: CommentEdit):
     """Edit your comment within the edit window (header X-Edit-Token)."""
     ctx, lang = request.app[COMMENTS], language(request)
     doc = await found(ctx, request)
@@ -210,13 +195,9 @@ async def delete_own_comment(request: web.Request):
         raise ApiError(409, text("gone", language(request)))
 
 
-class Message(BaseModel):
-    message: str
-
-
-@api.route("GET", "/comments/{comment_id}/unsubscribe", query=domain.SignedToken, response=Message,
+@api.route("GET", "/comments/{comment_id}/unsubscribe", query=SignedToken, response=Message,
            errors={403: "Invalid link", 404: "No such comment"})
-async def unsubscribe(request: web.Request, query: domain.SignedToken):
+async def unsubscribe(request: web.Request, query: SignedToken):
     """Turn off reply mails for a comment (the signed link in a reply notice)."""
     ctx = request.app[COMMENTS]
     doc = await found(ctx, request)
@@ -228,9 +209,9 @@ async def unsubscribe(request: web.Request, query: domain.SignedToken):
 # ---- erasure on the author's request -----------------------------------------------------------------------------
 
 
-@api.route("POST", "/erasure/requests", body=domain.ErasureRequest, response=Message, status=202,
+@api.route("POST", "/erasure/requests", body=ErasureRequest, response=Message, status=202,
            errors={429: "Too many requests from this address (see Retry-After)"})
-async def request_erasure(request: web.Request, body: domain.ErasureRequest):
+async def request_erasure(request: web.Request, body: ErasureRequest):
     """Ask for a signed link, mailed to the address, that anonymises its comments (the answer never says whether
     the address has any)."""
     ctx = request.app[COMMENTS]
@@ -247,13 +228,8 @@ async def request_erasure(request: web.Request, body: domain.ErasureRequest):
     return Reply(Message(message=text("erasure_requested", body.language)), status=202)
 
 
-class ErasurePreview(BaseModel):
-    comments: int
-    message: str
-
-
-@api.route("GET", "/erasure", query=domain.SignedToken, response=ErasurePreview, errors={403: "Invalid link"})
-async def preview_erasure(request: web.Request, query: domain.SignedToken):
+@api.route("GET", "/erasure", query=SignedToken, response=ErasurePreview, errors={403: "Invalid link"})
+async def preview_erasure(request: web.Request, query: SignedToken):
     """What the signed link would anonymise (a GET changes nothing: mail scanners follow links)."""
     ctx = request.app[COMMENTS]
     email = token_subject(ctx, request, Purpose.erase, query.token)
@@ -261,13 +237,8 @@ async def preview_erasure(request: web.Request, query: domain.SignedToken):
                           message=text("erasure_preview", language(request)))
 
 
-class Erased(BaseModel):
-    anonymised: int
-    message: str
-
-
-@api.route("POST", "/erasure", body=domain.SignedToken, response=Erased, errors={403: "Invalid link"})
-async def erase(request: web.Request, body: domain.SignedToken):
+@api.route("POST", "/erasure", body=SignedToken, response=Erased, errors={403: "Invalid link"})
+async def erase(request: web.Request, body: SignedToken):
     """Anonymise the comments of the address the signed link was mailed to."""
     ctx = request.app[COMMENTS]
     email = token_subject(ctx, request, Purpose.erase, body.token)
@@ -277,36 +248,13 @@ async def erase(request: web.Request, body: domain.SignedToken):
 # ---- moderation ------------------------------------------------------------------------------------------------
 
 
-class QueuedComment(BaseModel):
-    id: str
-    thread_id: str
-    parent_id: str | None
-    author_name: str
-    email: str | None = Field(default=None, description="For moderators only (none once erased)")
-    body: str
-    html: str
-    status: CommentStatus
-    created_at: datetime
-
-
-class Queue(BaseModel):
-    comments: list[QueuedComment]
-    next_cursor: str | None = None
-
-
-class QueueQuery(BaseModel):
-    status: CommentStatus = CommentStatus.pending
-    cursor: str | None = None
-    limit: int = Field(default=50, ge=1, le=200)
-
-
 @api.route("GET", "/moderation/comments", query=QueueQuery, response=Queue, roles=MODERATORS,
            errors={400: "Invalid cursor"})
 async def moderation_queue(request: web.Request, query: QueueQuery, claims: dict):
     """Comments in a status (default pending) across threads, oldest first."""
     ctx = request.app[COMMENTS]
     try:
-        after = domain.after(Sort.oldest, query.cursor)
+        after = store.after(Sort.oldest, query.cursor)
     except BadCursor as exc:
         raise ApiError(400, text("cursor", language(request))) from exc
     docs = await ctx.store.queue(query.status, after, query.limit + 1)
@@ -318,12 +266,8 @@ async def moderation_queue(request: web.Request, query: QueueQuery, claims: dict
     return Queue(comments=items, next_cursor=domain.encode_cursor(Sort.oldest, docs[query.limit - 1]) if more else None)
 
 
-class Moderated(BaseModel):
-    results: dict[str, str] = Field(description="Per id: the new status, 'unchanged' or 'not_found'")
-
-
-@api.route("POST", "/moderation/comments", body=domain.BulkModeration, response=Moderated, roles=MODERATORS)
-async def moderate(request: web.Request, body: domain.BulkModeration, claims: dict):
+@api.route("POST", "/moderation/comments", body=BulkModeration, response=Moderated, roles=MODERATORS)
+async def moderate(request: web.Request, body: BulkModeration, claims: dict):
     """Approve, reject, mark as spam or delete comments in bulk."""
     ctx = request.app[COMMENTS]
     results: dict[str, str] = {}
@@ -337,35 +281,30 @@ async def moderate(request: web.Request, body: domain.BulkModeration, claims: di
     return Moderated(results=results)
 
 
-@api.route("PATCH", "/threads/{thread}", body=domain.ThreadChange, response=domain.ThreadInfo, roles=MODERATORS)
-async def change_thread(request: web.Request, body: domain.ThreadChange, claims: dict):
+@api.route("PATCH", "/threads/{thread}", body=ThreadChange, response=ThreadInfo, roles=MODERATORS)
+async def change_thread(request: web.Request, body: ThreadChange, claims: dict):
     """Close/open, hide/show a thread or set its moderation mode (pre or post)."""
     ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
     thread = await ctx.store.change_thread(thread_id, body.model_dump(exclude_none=True))
     ctx.cache.drop(thread_id)
-    return domain.thread_info(thread_id, thread)
+    return models.thread_info(thread_id, thread)
 
 
 
-@api.route("GET", "/threads/{thread}/export", response=domain.ThreadExport, roles=MODERATORS)
+@api.route("GET", "/threads/{thread}/export", response=ThreadExport, roles=MODERATORS)
 async def export_thread(request: web.Request, claims: dict):
     """A thread with all its comments (any status) as JSON, for backup or a move."""
     ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
     docs = await ctx.store.thread_comments(thread_id)
-    return domain.ThreadExport(thread=domain.thread_info(thread_id, await ctx.store.thread(thread_id)),
-                               comments=[domain.exported(d) for d in docs])
+    return ThreadExport(thread=models.thread_info(thread_id, await ctx.store.thread(thread_id)),
+                        comments=[models.exported(d) for d in docs])
 
 
-class Imported(BaseModel):
-    imported: int
-    skipped: int = Field(description="Comments whose text was already in the thread")
-
-
-@api.route("POST", "/threads/{thread}/import", body=domain.ThreadImport, response=Imported, roles=MODERATORS)
-async def import_thread(request: web.Request, body: domain.ThreadImport, claims: dict):
+@api.route("POST", "/threads/{thread}/import", body=ThreadImport, response=Imported, roles=MODERATORS)
+async def import_thread(request: web.Request, body: ThreadImport, claims: dict):
     """Add exported comments to a thread (new ids; the same text twice is skipped, so a re-import adds nothing)."""
     ctx, thread_id = request.app[COMMENTS], thread_id_of(request)
-    docs = domain.imported(thread_id, body.comments, ctx.config.max_depth)
+    docs = domain.imported(thread_id, body.comments, ctx.config.max_depth, store.identity)
     await ctx.store.ensure_thread(thread_id)
     count = sum(await ctx.store.insert_many([(doc, []) for doc in docs]))
     ctx.cache.drop(thread_id)

@@ -13,7 +13,7 @@ from shared.messages import CloudEvent
 from shared.messages.comments import CommentStatus
 from shared.mongo import drop_retired_indexes, duplicates_in
 
-from .domain import SORT_KEYS, Sort
+from .domain import SORT_KEYS, Sort, decode_cursor
 
 
 def object_id(value: str | None) -> ObjectId | None:
@@ -21,6 +21,25 @@ def object_id(value: str | None) -> ObjectId | None:
         return ObjectId(value) if value else None
     except (InvalidId, TypeError):
         return None
+
+
+def identity(created_at: datetime) -> dict:
+    """A comment's _id, dated to its creation (also for imported ones), and its sortable copy `order`."""
+    oid = ObjectId(int(created_at.timestamp()).to_bytes(4, "big") + ObjectId().binary[4:])
+    return {"_id": oid, "order": str(oid)}
+
+
+def after(sort: Sort, cursor: str | None) -> dict:
+    """The filter for 'strictly after the cursor' in the sort's lexicographic order."""
+    if cursor is None:
+        return {}
+    values = decode_cursor(sort, cursor)
+    keys = SORT_KEYS[sort]
+    branches = []
+    for i, (field, direction) in enumerate(keys):
+        equal = {f: v for (f, _), v in zip(keys[:i], values[:i])}
+        branches.append({**equal, field: {"$lt" if direction < 0 else "$gt": values[i]}})
+    return branches[0] if len(branches) == 1 else {"$or": branches}
 
 
 # Fields a public page needs; the email, IP, fingerprint and outbox never leave the store on that path.

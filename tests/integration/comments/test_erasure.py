@@ -3,7 +3,8 @@
 import asyncio
 from datetime import UTC, datetime
 
-from services.comments import domain
+from services.comments import domain, store as comments_store
+from services.comments.models import NewComment
 from services.comments.store import Store
 from shared.bus import Bus
 from shared.messages import make_event
@@ -82,8 +83,10 @@ async def test_an_event_stored_but_never_published_goes_out_at_start_up(start_co
     """As after a crash between the write and the publish: the start-up sweep of the outbox sends it."""
     client = connect(settings)
     store = Store(client[settings.db_name("comments")])
-    doc = domain.comment_doc("t", domain.NewComment(author_name="Kari", email="kari@example.no", body="Hei"),
-                             parent=None, max_depth=2, status=CommentStatus.pending, ip=None, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    doc = domain.comment_doc("t", NewComment(author_name="Kari", email="kari@example.no", body="Hei"),
+                             identity=comments_store.identity(now), parent=None, max_depth=2,
+                             status=CommentStatus.pending, ip=None, now=now)
     event = make_event(CommentDeleted(thread_id="t", comment_id=str(doc["_id"]), by="author", placeholder=False),
                        source="/test")
     await store.insert_many([(doc, [event])])

@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime
 
-from services.comments import domain
+from services.comments import domain, store as comments_store
+from services.comments.models import NewComment
 from services.comments.store import Store
 from shared.messages.comments import CommentStatus
 from shared.mongo import connect
@@ -14,9 +15,9 @@ async def seed(settings, count: int, **overrides) -> list[dict]:
     client = connect(settings)
     store = Store(client[settings.db_name("comments")])
     now = datetime.now(UTC)
-    docs = [domain.comment_doc(THREAD, domain.NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
-                                                         body=f"Kommentar nummer {n}"),
-                               parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
+    docs = [domain.comment_doc(THREAD, NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
+                                                  body=f"Kommentar nummer {n}"),
+                               identity=comments_store.identity(now), parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
             for n in range(count)]
     for doc in docs:
         doc.update(overrides)

@@ -6,8 +6,9 @@ import pytest
 from bson import ObjectId
 from pydantic import ValidationError
 
-from services.comments import domain
-from services.comments.domain import Action, BadCursor, BadToken, NewComment, Purpose, Sort
+from services.comments import domain, models, store
+from services.comments.domain import Action, BadCursor, BadToken, Purpose, Sort
+from services.comments.models import NewComment
 from shared.messages.comments import CommentStatus
 from shared.messages.common import Language
 from tests.unit.comments.xss import XSS, executable
@@ -87,7 +88,7 @@ def test_replies_deeper_than_allowed_attach_to_the_deepest_allowed_parent():
 
 def _doc(parent=None, status=CommentStatus.approved, **fields):
     created_at = datetime.now(UTC)
-    return {**domain.identity(created_at), "parent_id": str(parent["_id"]) if parent else None,
+    return {**store.identity(created_at), "parent_id": str(parent["_id"]) if parent else None,
             "author_name": "Ola", "html": "<p>x</p>",
             "created_at": created_at, "status": status, "reply_count": 0, **fields}
 
@@ -97,7 +98,7 @@ def test_nesting_shows_up_to_the_limit_and_counts_the_rest():
     replies = [_doc(root) for _ in range(4)]
     grandchild = _doc(replies[0])
     deleted_root = _doc(status=CommentStatus.deleted)
-    [tree, placeholder] = domain.nest([root, deleted_root], [grandchild, *reversed(replies)], 3, Language.nn)
+    [tree, placeholder] = models.nest([root, deleted_root], [grandchild, *reversed(replies)], 3, Language.nn)
     assert [r.id for r in tree.replies] == [str(r["_id"]) for r in replies[:3]]
     assert tree.hidden_replies == 1
     assert tree.replies[0].replies[0].id == str(grandchild["_id"])
@@ -105,7 +106,7 @@ def test_nesting_shows_up_to_the_limit_and_counts_the_rest():
 
 
 def test_public_view_has_no_email_ip_or_token():
-    view = domain.public(_doc(email="a@b.no", ip="10.0.0.1", fingerprint="f"), Language.nn)
+    view = models.public(_doc(email="a@b.no", ip="10.0.0.1", fingerprint="f"), Language.nn)
     dumped = view.model_dump_json()
     assert "a@b.no" not in dumped and "10.0.0.1" not in dumped and "email" not in dumped
 
@@ -119,11 +120,11 @@ def test_cursor_round_trip(sort):
 
 def test_cursor_filter_is_strictly_after():
     doc = _doc(reply_count=3)
-    assert domain.after(Sort.newest, domain.encode_cursor(Sort.newest, doc)) == {"order": {"$lt": doc["order"]}}
-    assert domain.after(Sort.oldest, domain.encode_cursor(Sort.oldest, doc)) == {"order": {"$gt": doc["order"]}}
-    assert domain.after(Sort.most_replied, domain.encode_cursor(Sort.most_replied, doc)) == {"$or": [
+    assert store.after(Sort.newest, domain.encode_cursor(Sort.newest, doc)) == {"order": {"$lt": doc["order"]}}
+    assert store.after(Sort.oldest, domain.encode_cursor(Sort.oldest, doc)) == {"order": {"$gt": doc["order"]}}
+    assert store.after(Sort.most_replied, domain.encode_cursor(Sort.most_replied, doc)) == {"$or": [
         {"reply_count": {"$lt": 3}}, {"reply_count": 3, "order": {"$lt": doc["order"]}}]}
-    assert domain.after(Sort.newest, None) == {}
+    assert store.after(Sort.newest, None) == {}
 
 
 @pytest.mark.parametrize("cursor", ["", "!!!", "bm90IGpzb24", domain.encode_cursor(Sort.oldest, _doc()),
@@ -134,10 +135,10 @@ def test_bad_cursors_are_refused(cursor):
 
 
 def test_imported_ids_sort_by_their_creation_time():
-    early = domain.identity(datetime(2020, 1, 1, tzinfo=UTC))
-    late = domain.identity(datetime(2021, 1, 1, tzinfo=UTC))
-    assert early["order"] < late["order"] < domain.identity(datetime.now(UTC))["order"]
-    assert domain.identity(late_time := datetime(2021, 1, 1, tzinfo=UTC)) != domain.identity(late_time)
+    early = store.identity(datetime(2020, 1, 1, tzinfo=UTC))
+    late = store.identity(datetime(2021, 1, 1, tzinfo=UTC))
+    assert early["order"] < late["order"] < store.identity(datetime.now(UTC))["order"]
+    assert store.identity(late_time := datetime(2021, 1, 1, tzinfo=UTC)) != store.identity(late_time)
     assert early["order"] == str(early["_id"])
 
 
@@ -194,13 +195,14 @@ def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
     at = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
     def item(id, reply_to=None, status=CommentStatus.approved, minutes=0, body=None):
-        return domain.ExportedComment(id=id, reply_to=reply_to, author_name="Ola", email="ola@example.no",
+        return models.ExportedComment(id=id, reply_to=reply_to, author_name="Ola", email="ola@example.no",
                                       body="" if body is None and status == CommentStatus.deleted else body or id,
                                       status=status, created_at=at + timedelta(minutes=minutes))
 
     docs = domain.imported("ny", [item("c", "b", minutes=2), item("a", status=CommentStatus.deleted),
                                   item("b", "a", minutes=1), item("d", "c", minutes=3),
-                                  item("orphan", "missing", minutes=4)], max_depth=2)
+                                  item("orphan", "missing", minutes=4)], max_depth=2,
+                           identity=store.identity)
     by_body = {d["body"] or "deleted": d for d in docs}
     a, b, c, d = (by_body[k] for k in ("deleted", "b", "c", "d"))
     assert a["listed"] and a["reply_count"] == 3 and "fingerprint" not in a  # placeholder above its replies

@@ -1,0 +1,257 @@
+"""Request and response models of the comments API (also the source of its OpenAPI document), and how a stored
+comment is shown."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from shared.messages.comments import CommentStatus
+from shared.messages.common import Language
+
+from .domain import Action, Sort, text
+
+# ---- input ------------------------------------------------------------------------------------------------------
+
+NAME_MAX, BODY_MIN, BODY_MAX, THREAD_MAX = 80, 2, 5000, 200
+
+
+def _email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise PydanticCustomError("email_invalid", "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no.")
+
+
+def _name(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("name_blank", "Skriv namnet ditt.")
+    return " ".join(value.split())
+
+
+def _body(value: str) -> str:
+    if len(value.strip()) < BODY_MIN:
+        raise PydanticCustomError("body_short", "Skriv ein kommentar på minst {min} teikn.", {"min": BODY_MIN})
+    return value.strip()
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
+Name = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_name)]
+Body = Annotated[str, Field(max_length=BODY_MAX), AfterValidator(_body)]
+ThreadId = Annotated[str, Field(min_length=1, max_length=THREAD_MAX)]
+
+
+class NewComment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    author_name: Name
+    email: Email = Field(description="Never shown publicly")
+    body: Body = Field(description="A safe subset of Markdown")
+    parent_id: str | None = None
+    notify_replies: bool = Field(default=False, description="Mail me when someone replies")
+    language: Language = Language.nn
+    website: str = Field(default="", max_length=500, description="Honeypot: leave empty (hidden in the form)")
+
+
+class CommentEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    body: Body
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sort: Sort = Sort.newest
+    cursor: str | None = None
+    limit: int | None = Field(default=None, ge=1, le=100)
+
+
+class BulkModeration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[str] = Field(min_length=1, max_length=500)
+    action: Action
+
+
+class ThreadChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    closed: bool | None = None
+    hidden: bool | None = None
+    moderation: Literal["pre", "post"] | None = None
+
+
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    language: Language = Language.nn
+
+
+class SignedToken(BaseModel):
+    """The token from a signed link (erasure, unsubscribe)."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: str
+
+
+class CountsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threads: list[ThreadId] = Field(min_length=1, max_length=500)
+
+
+# ---- public view ------------------------------------------------------------------------------------------------
+
+
+class PublicComment(BaseModel):
+    id: str
+    parent_id: str | None
+    author_name: str
+    html: str
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted: bool = False
+    reply_count: int = Field(default=0, description="Approved replies under a top-level comment (0 on replies)")
+    hidden_replies: int = Field(default=0, description="Replies not shown here (beyond the nesting limit)")
+    replies: list["PublicComment"] = Field(default_factory=list)
+
+
+class ThreadInfo(BaseModel):
+    id: str
+    closed: bool = False
+    hidden: bool = False
+    moderation: Literal["pre", "post"] = "pre"
+
+
+def thread_info(thread_id: str, doc: dict | None) -> ThreadInfo:
+    return ThreadInfo(id=thread_id, **{k: v for k, v in (doc or {}).items() if k in ("closed", "hidden", "moderation")})
+
+
+class Page(BaseModel):
+    thread: ThreadInfo
+    comments: list[PublicComment]
+    next_cursor: str | None = None
+
+
+def public(doc: dict, language: Language) -> PublicComment:
+    deleted = doc["status"] == CommentStatus.deleted
+    return PublicComment(
+        id=str(doc["_id"]), parent_id=doc.get("parent_id"),
+        author_name="" if deleted else doc["author_name"],
+        html=f"<p>{text('deleted', language)}</p>" if deleted else doc["html"],
+        created_at=doc["created_at"], edited_at=doc.get("edited_at"), deleted=deleted,
+        reply_count=doc.get("reply_count", 0))
+
+
+def nest(roots: list[dict], descendants: list[dict], nested_limit: int, language: Language) -> list[PublicComment]:
+    """Hang the listed descendants (oldest first) under their parents, showing up to nested_limit per comment."""
+    children: dict[str, list[dict]] = {}
+    for doc in sorted(descendants, key=lambda d: d["order"]):
+        children.setdefault(doc["parent_id"], []).append(doc)
+
+    def build(doc: dict) -> PublicComment:
+        view = public(doc, language)
+        below = children.get(str(doc["_id"]), [])
+        view.replies = [build(child) for child in below[:nested_limit]]
+        view.hidden_replies = max(0, len(below) - nested_limit)
+        return view
+
+    return [build(root) for root in roots]
+
+
+# ---- export and import ------------------------------------------------------------------------------------------
+
+
+class ExportedComment(BaseModel):
+    """A comment as moderators export it: the source, not the rendering (re-rendered on import); no IP."""
+
+    id: str
+    reply_to: str | None = Field(default=None, description="The comment this one answered (an id in the export)")
+    author_name: str = Field(max_length=NAME_MAX)
+    email: Email | None = None
+    body: str = Field(max_length=BODY_MAX)
+    status: CommentStatus
+    created_at: AwareDatetime
+    edited_at: AwareDatetime | None = None
+    notify_replies: bool = False
+    language: Language = Language.nn
+
+
+class ThreadImport(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # an export file posts as it is
+    comments: list[ExportedComment] = Field(max_length=50_000)
+
+
+class ThreadExport(ThreadImport):
+    thread: ThreadInfo
+
+
+def exported(doc: dict) -> ExportedComment:
+    return ExportedComment(id=str(doc["_id"]), **{k: doc.get(k) for k in (
+        "reply_to", "author_name", "email", "body", "status", "created_at", "edited_at")},
+        notify_replies=doc.get("notify_replies", False), language=doc.get("language", Language.nn))
+
+
+# ---- answers ----------------------------------------------------------------------------------------------------
+
+
+class Created(BaseModel):
+    id: str
+    status: CommentStatus = Field(description="pending until a moderator approves (in pre-moderation)")
+    html: str
+    message: str
+    edit_token: str = Field(description="Send as X-Edit-Token to edit or delete within the edit window")
+    edit_until: datetime
+
+
+class Counts(BaseModel):
+    counts: dict[str, int] = Field(description="Approved comments per thread id")
+
+
+class Edited(BaseModel):
+    id: str
+    status: CommentStatus
+    html: str
+
+
+class Message(BaseModel):
+    message: str
+
+
+class ErasurePreview(BaseModel):
+    comments: int
+    message: str
+
+
+class Erased(BaseModel):
+    anonymised: int
+    message: str
+
+
+class QueuedComment(BaseModel):
+    id: str
+    thread_id: str
+    parent_id: str | None
+    author_name: str
+    email: str | None = Field(default=None, description="For moderators only (none once erased)")
+    body: str
+    html: str
+    status: CommentStatus
+    created_at: datetime
+
+
+class Queue(BaseModel):
+    comments: list[QueuedComment]
+    next_cursor: str | None = None
+
+
+class QueueQuery(BaseModel):
+    status: CommentStatus = CommentStatus.pending
+    cursor: str | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class Moderated(BaseModel):
+    results: dict[str, str] = Field(description="Per id: the new status, 'unchanged' or 'not_found'")
+
+
+class Imported(BaseModel):
+    imported: int
+    skipped: int = Field(description="Comments whose text was already in the thread")
