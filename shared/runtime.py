@@ -15,6 +15,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 SETTLE_S = 10.0  # a broker that does not confirm by then leaves the rest to the relay
+SHUTDOWN_S = 15.0  # requests in flight at SIGTERM get this long to finish (deploy/k8s sizes its grace period on it)
 
 
 class Runtime:
@@ -87,7 +88,7 @@ async def _repeat(interval_s: float, job: Callable[[], Awaitable]) -> None:
 def run(app: web.Application, settings: Settings, service: str, port: int) -> None:
     logs.configure(service, settings.log_level)
     log.info("starting %s on http://%s:%d", service, settings.host, port)
-    web.run_app(app, host=settings.host, port=port, access_log=None, print=None)
+    web.run_app(app, host=settings.host, port=port, access_log=None, print=None, shutdown_timeout=SHUTDOWN_S)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
