@@ -7,6 +7,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from shared import outbox
 from shared.messages import CloudEvent
@@ -14,6 +15,10 @@ from shared.messages.comments import CommentStatus
 from shared.mongo import drop_retired_indexes, duplicates_in
 
 from .domain import SORT_KEYS, Sort, decode_cursor
+
+
+class Duplicate(Exception):
+    """The text is already in the thread (the unique fingerprint index)."""
 
 
 def object_id(value: str | None) -> ObjectId | None:
@@ -106,14 +111,18 @@ class Store:
 
     async def update(self, comment_id: ObjectId, expect: dict, changes: dict, events: list[CloudEvent],
                      unset: tuple[str, ...] = ()) -> dict | None:
-        """Apply changes if the comment still matches `expect`; None if it does not (someone was first)."""
+        """Apply changes if the comment still matches `expect`; None if it does not (someone was first). Raises
+        Duplicate if the new text is already in the thread."""
         update: dict = {"$set": changes}
         if events:
             update |= outbox.add([outbox.entry(e) for e in events])
         if unset:
             update["$unset"] = {field: "" for field in unset}
-        return await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
-                                                       return_document=ReturnDocument.AFTER)
+        try:
+            return await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
+                                                           return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError as exc:
+            raise Duplicate() from exc
 
     async def count_replies(self, comment_id: str, delta: int) -> None:
         await self.comments.update_one({"_id": ObjectId(comment_id)}, {"$inc": {"reply_count": delta}})
