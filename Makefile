@@ -10,6 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages the tests need (one a line, so that additions merge cleanly): installed when missing and root,
 # else named so a person can install them.
 SYSTEM_PACKAGES := \
+	prometheus \
 	chromium \
 
 system-deps:
