@@ -81,7 +81,7 @@ async def raw_rate(settings: Settings, count: int, connections: int, watched: di
     """Mails/s straight through aiosmtplib: the same rendered mail, `connections` connections sending at once;
     with the CPU per mail of the watched processes (the sink) and of this one (the aiosmtplib client)."""
     [mail] = domain.plan(registration(0))
-    message = render.compose(mail, settings.mail_from)
+    message = render.compose(mail, settings.mail_from, "bench")
     clients = [aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_port) for _ in range(connections)]
     for client in clients:
         await client.connect()

@@ -1,11 +1,18 @@
 """The message consumer and the reminder loop: turn messages into mails and send each exactly once.
 
-Exactly once per (message id, recipient, kind): a send is claimed in the store with a short lease before the
-SMTP conversation and marked sent after it; a redelivered message finds `sent` and does nothing, and a lease
-left by a crashed replica runs out so another may take the mail over.
+Exactly once per (message id, recipient, kind): a send is claimed in the store with a lease before the SMTP
+conversation and its outcome recorded the moment the server answers; a redelivered or replayed message finds
+`sent` and does nothing. A claim held by another sender is waited out, with the message held, never counted as a
+failed attempt: a live sender records its outcome within the lease, and a dead one's lease runs out, after which
+the mail is taken over. The one way a mail can go twice is a crash between the server's 250 and that record: such
+a resend is counted (`notifications_possible_copies_total`), and both carry the same Message-ID, derived from
+(message id, recipient, kind), so the receiving system can drop the copy.
 
-The store writes of the hot path are group commits (shared.batching): the claims, the outcomes and the attendee
-states of every mail in flight go in one write each, so a burst costs a few round trips per batch, not per mail."""
+A store that does not answer is waited out too (the message held), and the record of a mail the server took is
+retried until it is written: a store outage costs time, not a copy or an attempt.
+
+The claims and the attendee states of a burst are group commits (shared.batching): one write for every mail in
+flight; the outcomes are one write each, at once, since every moment before them is a window for a copy."""
 
 import asyncio
 import logging
@@ -13,6 +20,7 @@ import time
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
+from pymongo.errors import ConnectionFailure
 
 from shared import outbox
 from shared.batching import GroupCommit
@@ -29,14 +37,17 @@ from shared.settings import Settings
 from . import domain
 from .domain import Mail, Status
 from .mailer import DeliveryError, Mailer
-from .render import compose
-from .store import Outcome, Store
+from .render import Outgoing, compose
+from .store import Store
 
 log = logging.getLogger(__name__)
 SOURCE = "/moteplass/notifications"
 BINDINGS = ["registration.#", "event.#", "comment.#"]
 MAILS = Counter("notifications_mails_total", "Mails by kind and outcome (sent, failed for good, retrying)",
                 ["kind", "outcome"])
+POSSIBLE_COPIES = Counter("notifications_possible_copies_total",
+                          "Mails sent again after their sender died holding the claim, perhaps after the server had "
+                          "taken them: possible copies (same Message-ID)", ["kind"])
 
 
 # Mails claimed per pooled SMTP connection (see Notifier.lease_s).
@@ -46,8 +57,14 @@ CLAIM_AHEAD = 4
 PREFETCH = 256
 
 
+# How often a mail claimed by another sender looks again whether that sender is done (at most).
+POLL_S = 1.0
+# How long a message is held while the store does not answer before it goes the retry way (counting an attempt).
+STORE_PATIENCE_S = 60.0
+
+
 class Busy(Exception):
-    """Another replica is sending this very mail right now: look again after a retry delay."""
+    """Another sender held this very mail for longer than any lease should last: look again after a retry delay."""
 
 
 def now() -> datetime:
@@ -64,10 +81,29 @@ class Notifier:
         # loses its claim.
         self.lease_s = max(30.0, (CLAIM_AHEAD + 2) * settings.smtp_timeout_s)
         self._claiming = GroupCommit(lambda claims: self.store.claim(claims, time.time(), self.lease_s))
-        self._finishing = GroupCommit(self._finish)
+        # The outcome events of the mails recorded meanwhile go out together.
+        self._flushing = GroupCommit(self._flush)
         self._tracking = GroupCommit(self.store.remember_attendees)
 
     async def handle(self, event: CloudEvent) -> None:
+        """Handle a message, holding it while the store does not answer (every step is safe to do again)."""
+        await self._patiently(lambda: self._handle(event), STORE_PATIENCE_S)
+
+    @staticmethod
+    async def _patiently(step, patience_s: float):
+        """Run a store step until the store answers, for up to patience_s, then let the error through."""
+        deadline, pause = time.monotonic() + patience_s, 0.1
+        while True:
+            try:
+                return await step()
+            except ConnectionFailure:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("the store does not answer; trying again", exc_info=True)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    async def _handle(self, event: CloudEvent) -> None:
         data = event.data
         mails = domain.plan(data)
         match data:
@@ -108,57 +144,71 @@ class Notifier:
 
     async def deliver(self, message_id: str, mail: Mail, correlation_id: str | None = None) -> None:
         try:
-            message = compose(mail, self.settings.mail_from, self.unsubscribe_url(mail))
+            message = compose(mail, self.settings.mail_from, message_id, self.unsubscribe_url(mail))
         except Exception as exc:  # a template or data bug: retrying cannot help
             raise PermanentFailure(f"cannot compose the {mail.kind} mail: {exc!r}") from exc
-        async with self._claimed:
-            record = await self._claiming.submit((message_id, mail))
-            if record is None:
-                return await self.check_taken(message_id, mail)
-            if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
-                return await self._finishing.submit((record["_id"], Status.unsubscribed, None, None))
-            try:
-                async with self.mailer.connection() as send:
-                    await send(message)
-                refused = None
-            except DeliveryError as exc:
-                if not exc.permanent:
-                    MAILS.labels(mail.kind.value, Status.retrying.value).inc()
-                    await self.store.release(record["_id"], time.time(), str(exc))
-                    raise
-                refused = str(exc)
-        if refused:
-            log.warning("mail refused for good", extra={"kind": mail.kind, "error": refused})
-            MAILS.labels(mail.kind.value, Status.failed.value).inc()
-            failed = NotificationFailed(**self.outcome(record, mail), failed_at=now(), error=refused[:1000])
-            return await self.finish(record, Status.failed, failed, correlation_id, refused)
-        MAILS.labels(mail.kind.value, Status.sent.value).inc()
-        sent = NotificationSent(**self.outcome(record, mail), sent_at=now())
-        await self.finish(record, Status.sent, sent, correlation_id)
+        deadline = time.monotonic() + 2 * self.lease_s
+        while True:
+            async with self._claimed:
+                if (record := await self._claiming.submit((message_id, mail))) is not None:
+                    return await self.send(record, mail, message, correlation_id)
+            # Not ours: done already, or held by another sender — wait until it is done or its lease runs out.
+            current = await self.store.find_by_key(message_id, mail)
+            if current is None or current["status"] in domain.FINAL:
+                return
+            wait = domain.lease_left(current, time.time())
+            if time.monotonic() + wait > deadline:
+                raise Busy(f"{mail.kind} to a recipient of {message_id} is held by another sender")
+            await asyncio.sleep(min(wait + 0.05, POLL_S))
 
-    async def check_taken(self, message_id: str, mail: Mail) -> None:
-        """The mail was not ours to send: done already (nothing to do), or being sent elsewhere right now."""
-        current = await self.store.find_by_key(message_id, mail)
-        if current is not None and current["status"] == Status.sending:
-            raise Busy(f"{mail.kind} to a recipient of {message_id} is being sent by another replica")
+    async def send(self, record: dict, mail: Mail, message: Outgoing, correlation_id: str | None) -> None:
+        """Send a claimed mail and record what came of it."""
+        if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
+            return await self.record(record, Status.unsubscribed)
+        try:
+            async with self.mailer.connection() as send:
+                await send(message)
+        except DeliveryError as exc:
+            if not exc.permanent:
+                MAILS.labels(mail.kind.value, Status.retrying.value).inc()
+                await self.store.release(record, time.time(), str(exc))
+                raise
+            log.warning("mail refused for good", extra={"kind": mail.kind, "error": str(exc)})
+            MAILS.labels(mail.kind.value, Status.failed.value).inc()
+            failed = NotificationFailed(**self.outcome(record, mail), failed_at=now(), error=str(exc)[:1000])
+            return await self.record(record, Status.failed, self.announce(record, failed, correlation_id), str(exc))
+        sent = NotificationSent(**self.outcome(record, mail), sent_at=now())
+        await self.record(record, Status.sent, self.announce(record, sent, correlation_id))
+        MAILS.labels(mail.kind.value, Status.sent.value).inc()
+        if record.get("possible_copy"):
+            POSSIBLE_COPIES.labels(mail.kind.value).inc()
+
+    async def record(self, record: dict, status: Status, entry: dict | None = None, error: str | None = None) -> None:
+        """Record a send's outcome at once, in its own write, and publish its event. Retried while the store does
+        not answer, for as long as the claim lasts: a mail the server took and we failed to record would be sent
+        again."""
+        written = await self._patiently(lambda: self.store.finish(record, status, entry, error, time.time()),
+                                        self.lease_s)
+        if not written:
+            log.error("a claim was taken over while its mail was being sent (the lease is too short)",
+                      extra={"notification_id": str(record["_id"])})
+        elif entry:
+            await self._flushing.submit((record["_id"], entry))
 
     @staticmethod
     def outcome(record: dict, mail: Mail) -> dict:
         return {"notification_id": str(record["_id"]), "message_id": record["message_id"], "kind": mail.kind,
                 "recipient": mail.recipient, "event_slug": mail.event_slug, "attempts": record["attempts"]}
 
-    async def finish(self, record: dict, status: Status, payload: NotificationSent | NotificationFailed,
-                     correlation_id: str | None, error: str | None = None) -> None:
+    @staticmethod
+    def announce(record: dict, payload: NotificationSent | NotificationFailed, correlation_id: str | None) -> dict:
         # The outcome event is written with the status (outbox), so it is published even if the broker is away.
-        entry = outbox.entry(make_event(payload, source=SOURCE, subject=str(record["_id"]),
-                                        correlation_id=correlation_id))
-        await self._finishing.submit((record["_id"], status, entry, error))
+        return outbox.entry(make_event(payload, source=SOURCE, subject=str(record["_id"]),
+                                       correlation_id=correlation_id))
 
-    async def _finish(self, outcomes: list[Outcome]) -> list[None]:
-        await self.store.finish(outcomes, time.time())
-        await self.relay.try_flush_many(self.store.notifications,
-                                        [(doc_id, [entry]) for doc_id, _, entry, _ in outcomes if entry])
-        return [None] * len(outcomes)
+    async def _flush(self, batch: list[tuple]) -> list[None]:
+        await self.relay.try_flush_many(self.store.notifications, [(doc_id, [entry]) for doc_id, entry in batch])
+        return [None] * len(batch)
 
     def unsubscribe_url(self, mail: Mail) -> str | None:
         if mail.unsubscribe_topic is None:

@@ -1,6 +1,7 @@
 """Notification rules, without I/O: which mails a message causes, to whom, in which language, with which
 calendar invitation, and how a delivery failure is classed."""
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,29 @@ class Status(StrEnum):
     sent = "sent"
     failed = "failed"  # permanent: not retried
     unsubscribed = "unsubscribed"
+
+
+# A record in one of these will never be sent again.
+FINAL = {Status.sent, Status.failed, Status.unsubscribed}
+
+
+def is_free(record: dict, now: float) -> bool:
+    """May a sender claim this record? One left retrying, or one whose sender's lease ran out (it died)."""
+    return record["status"] == Status.retrying or (
+        record["status"] == Status.sending and record["lease_until_ts"] < now)
+
+
+def lease_left(record: dict, now: float) -> float:
+    """Seconds until a claim held by another sender runs out (0 if it has, or is not held)."""
+    if record["status"] != Status.sending or record.get("lease_until_ts") is None:
+        return 0.0
+    return max(0.0, record["lease_until_ts"] - now)
+
+
+def mail_id(message_id: str, recipient: str, kind: Kind) -> str:
+    """The same for every attempt at one mail (a message, a recipient, a kind): its Message-ID, by which a
+    receiving system can drop a copy that a crash between the server's answer and our record of it sent twice."""
+    return hashlib.sha256("\0".join((message_id, recipient, kind.value)).encode()).hexdigest()
 
 
 class Unsubscribe(StrEnum):

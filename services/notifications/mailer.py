@@ -58,7 +58,13 @@ class Mailer:
             async with asyncio.timeout(self.settings.smtp_timeout_s):
                 if not client.is_connected:
                     await client.connect()
-                await client.sendmail(message.sender, message.recipients, message.data)
+                await client.sendmail(message.sender, message.recipients, message.data,
+                                      mail_options=["SMTPUTF8"] if message.smtputf8 else None)
+        except aiosmtplib.SMTPNotSupported as exc:
+            # Said before the envelope (the connection stays good): this server cannot take such an address, now
+            # or on a retry. Registration refuses these addresses unless SMTP_UTF8 says the server takes them.
+            raise DeliveryError(f"the mail server does not offer SMTPUTF8, which this address needs: {exc}",
+                                permanent=True) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._drop(client)
             code = _code(exc) if isinstance(exc, aiosmtplib.SMTPException) else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.message import Message
-from email.utils import format_datetime as rfc2822_date, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime as rfc2822_date, formataddr, parseaddr
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -19,10 +19,11 @@ from babel.dates import format_datetime, format_time
 from icalendar.parser import Contentline, Parameters
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from shared import addresses
 from shared.messages import Language
 from shared.messages.registration import EventInfo
 
-from .domain import IcsMethod, Mail, clean
+from .domain import IcsMethod, Mail, clean, mail_id
 
 LOCALES = {Language.nn: "nn", Language.nb: "nb", Language.en: "en_GB"}
 DAY = {Language.nn: "EEEE d. MMMM y 'kl.'", Language.nb: "EEEE d. MMMM y 'kl.'", Language.en: "EEEE d MMMM y,"}
@@ -127,10 +128,12 @@ def _shared_lines(event_json: str, method: IcsMethod, organizer: str) -> tuple[b
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A mail ready for SMTP: the envelope and the message as written on the wire."""
+    """A mail ready for SMTP: the envelope and the message as written on the wire (in UTF-8 headers, RFC 6532,
+    when an address needs SMTPUTF8)."""
     sender: str
     recipients: list[str]
     data: bytes
+    smtputf8: bool = False
 
 
 # The message is built with the classic (compat32) MIME classes and written by their generator: several times
@@ -149,7 +152,18 @@ class _Wire(email.policy.Compat32):
         return super()._fold(name, value, sanitize)
 
 
+    # With SMTPUTF8 (RFC 6532) a header may hold UTF-8 as it is: only an address needs it (everything else is
+    # encoded beforehand), and an address cannot be an encoded word.
+    utf8 = False
+
+    def fold_binary(self, name, value):
+        if self.utf8 and isinstance(value, str) and not value.isascii() and "\r" not in value and "\n" not in value:
+            return f"{name}: {value}{self.linesep}".encode()
+        return super().fold_binary(name, value)
+
+
 WIRE = _Wire(linesep="\r\n", max_line_length=998)
+WIRE_UTF8 = WIRE.clone(utf8=True)
 
 
 # One encoded word per header, Q-encoded (readable): choosing the shortest encoding costs more than the rest.
@@ -188,14 +202,25 @@ def _text_part(subtype: str, text: str) -> Message:
 
 
 @functools.lru_cache(maxsize=8)
-def _from(sender: str) -> tuple[str, str]:
-    """The envelope sender and the From header, the same for every mail."""
+def _from(sender: str) -> tuple[str, str, str]:
+    """The envelope sender, the From header and the domain of Message-IDs, the same for every mail."""
     name, address = parseaddr(sender)
-    return address, formataddr((name, address), charset=UTF8)
+    address = addresses.on_the_wire(address)
+    return address, formataddr((name, address), charset=UTF8), address.rpartition("@")[2]
 
 
-def compose(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> Outgoing:
-    from_addr, from_header = _from(sender)
+def _mailbox(name: str, address: str) -> str:
+    """A To header's value: the name quoted or one encoded word, the address as on the wire."""
+    if address.isascii():
+        return formataddr((name, address), charset=UTF8)
+    # formataddr refuses a non-ASCII address (it cannot be encoded); the name is written by it all the same.
+    return f"{formataddr((name, ''), charset=UTF8)[:-2]}<{address}>" if name else address
+
+
+def compose(mail: Mail, sender: str, message_id: str, unsubscribe_url: str | None = None) -> Outgoing:
+    """The mail as it goes out for a message (its id): the same Message-ID for every attempt at it."""
+    from_addr, from_header, id_domain = _from(sender)
+    recipient = addresses.on_the_wire(mail.recipient)
     render = renderer(mail, unsubscribe_url)
     body = _multipart("alternative", [_text_part("plain", render("text")), _text_part("html", render("html"))])
     if mail.ics and mail.event:
@@ -207,12 +232,13 @@ def compose(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> Outg
     # A display name is quoted (ASCII) or one encoded word: several encoded words in a phrase are read back with
     # spaces inserted between them by some parsers (CPython's among them).
     body["From"] = from_header
-    body["To"] = formataddr((clean(mail.name)[:HEADER_NAME_MAX], mail.recipient), charset=UTF8)
+    body["To"] = _mailbox(clean(mail.name)[:HEADER_NAME_MAX], recipient)
     body["Subject"] = _text(clean(render("subject")))
     body["Date"] = rfc2822_date(datetime.now(UTC))
-    body["Message-ID"] = make_msgid(domain=ICS_DOMAIN)
+    body["Message-ID"] = f"<{mail_id(message_id, mail.recipient, mail.kind)}@{id_domain}>"
     body["Auto-Submitted"] = "auto-generated"
     if unsubscribe_url:
         body["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         body["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return Outgoing(from_addr, [mail.recipient], body.as_bytes(policy=WIRE))
+    utf8 = addresses.needs_smtputf8(recipient)
+    return Outgoing(from_addr, [recipient], body.as_bytes(policy=WIRE_UTF8 if utf8 else WIRE), utf8)

@@ -2,8 +2,10 @@
 makes a mail go out once), the attendees it keeps informed with their scheduled reminders, and unsubscriptions.
 
 Written to work the same on MongoDB and on nx-27017 0.8.1, the local stand-in, which stores a datetime written by
-an update ($set) as a string and ignores $setOnInsert in findAndModify: times that change or are compared are kept
-as Unix seconds (`*_ts`), datetimes are only written by inserts, and a claim inserts before it updates."""
+an update ($set) as a string, ignores $setOnInsert in findAndModify, and ignores every filter condition beside an
+`$or` in findAndModify: times that change or are compared are kept as Unix seconds (`*_ts`), datetimes are only
+written by inserts, a claim inserts before it updates, and a claim is taken over by a read and a compare-and-set
+on the record's `_id`, status and attempts (each claim counts one attempt, so they name the claim holding it)."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -17,14 +19,17 @@ from pymongo.errors import DuplicateKeyError
 from shared.mongo import drop_retired_indexes, duplicates_in
 from shared.outbox import FIELD as OUTBOX, add as outbox_add, holding as outbox_holding
 
+from . import domain
 from .domain import Mail, Status
-
-# What a send came to: the record, its new status, the outbox entry announcing it (if any) and the error (if any).
-Outcome = tuple[ObjectId, Status, dict | None, str | None]
 
 
 def key(message_id: str, mail: Mail) -> dict:
     return {"message_id": message_id, "recipient": mail.recipient, "kind": mail.kind.value}
+
+
+def claim_of(record: dict) -> dict:
+    """The filter that matches a record only in the state read: a claim changes its status or its attempts."""
+    return {"_id": record["_id"], "status": record["status"], "attempts": record["attempts"]}
 
 
 class Store:
@@ -63,35 +68,39 @@ class Store:
                 for i, record in enumerate(records)]
 
     async def _take_over(self, message_id: str, mail: Mail, now: float, lease_s: float) -> dict | None:
-        """A mail seen before: take it over only if it is free."""
-        return await self.notifications.find_one_and_update(
-            {**key(message_id, mail), "$or": [
-                {"status": Status.retrying.value},
-                {"status": Status.sending.value, "lease_until_ts": {"$lt": now}}]},
-            {"$set": {"status": Status.sending.value, "lease_until_ts": now + lease_s, "updated_ts": now},
-             "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER)
+        """A mail seen before: take it over only if it is free, by a compare-and-set on the very claim read (its
+        `_id`, status and attempts), so that a competing replica's take-over makes this one match nothing."""
+        current = await self.find_by_key(message_id, mail)
+        if current is None or not domain.is_free(current, now):
+            return None
+        changes = {"status": Status.sending.value, "lease_until_ts": now + lease_s, "updated_ts": now,
+                   "attempts": current["attempts"] + 1}
+        if current["status"] == Status.sending:
+            # Its sender died holding it, maybe after the server had taken the mail: sent again, it may be a copy.
+            changes["possible_copy"] = True
+        taken = await self.notifications.update_one(claim_of(current), {"$set": changes})
+        return {**current, **changes} if taken.modified_count == 1 else None
 
     async def find_by_key(self, message_id: str, mail: Mail) -> dict | None:
-        return await self.notifications.find_one(key(message_id, mail))
+        return await self.notifications.find_one(key(message_id, mail), {OUTBOX: 0})
 
-    async def finish(self, outcomes: list[Outcome], now: float) -> None:
-        """Record the outcomes of many sends in one write, each with the event that tells other systems about it
-        in the same document (its outbox)."""
-        writes = []
-        for doc_id, status, outbox_entry, error in outcomes:
-            update: dict[str, Any] = {"$set": {"status": status.value, "updated_ts": now, "lease_until_ts": None,
-                                               "last_error": error},
-                                      **(outbox_add([outbox_entry]) if outbox_entry else {})}
-            if status == Status.sent:
-                update["$set"]["sent_ts"] = now
-            writes.append(UpdateOne({"_id": doc_id, "status": Status.sending.value}, update))
-        await self.notifications.bulk_write(writes, ordered=False)
+    async def finish(self, record: dict, status: Status, outbox_entry: dict | None, error: str | None,
+                     now: float) -> bool:
+        """Record what a send came to, at once and on its own (the one window for a copy is between the server's
+        answer and this write), with the event that tells other systems about it in the same document (its
+        outbox). False if the claim was no longer this sender's (taken over after its lease ran out)."""
+        changes: dict[str, Any] = {"status": status.value, "updated_ts": now, "lease_until_ts": None,
+                                   "last_error": error}
+        if status == Status.sent:
+            changes["sent_ts"] = now
+        written = await self.notifications.update_one(
+            claim_of(record), {"$set": changes, **(outbox_add([outbox_entry]) if outbox_entry else {})})
+        return written.modified_count == 1
 
-    async def release(self, doc_id: ObjectId, now: float, error: str) -> None:
+    async def release(self, record: dict, now: float, error: str) -> None:
         """A transient failure: let the next delivery of the message take it again at once."""
         await self.notifications.update_one(
-            {"_id": doc_id, "status": Status.sending.value},
+            claim_of(record),
             {"$set": {"status": Status.retrying.value, "lease_until_ts": None, "updated_ts": now,
                       "last_error": error}})
 

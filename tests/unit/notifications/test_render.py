@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 import email
+import re
 from email.policy import default
 
 import icalendar
@@ -9,6 +10,7 @@ import pytest
 
 from services.notifications import render
 from services.notifications.domain import IcsMethod, Mail, Unsubscribe
+from shared import addresses
 from shared.messages import Language
 from shared.messages.notifications import NotificationKind as Kind
 from shared.messages.registration import EventInfo
@@ -41,8 +43,8 @@ SUBJECTS = {
 
 def composed(mail: Mail, sender: str, unsubscribe_url: str | None = None) -> email.message.EmailMessage:
     """The mail as the SMTP server receives it, read back."""
-    outgoing = render.compose(mail, sender, unsubscribe_url)
-    assert outgoing.sender == "moteplass@example.no" and outgoing.recipients == [mail.recipient]
+    outgoing = render.compose(mail, sender, "m1", unsubscribe_url)
+    assert outgoing.sender == "moteplass@example.no" and outgoing.recipients == [addresses.on_the_wire(mail.recipient)]
     return email.message_from_bytes(outgoing.data, policy=default)
 
 
@@ -159,3 +161,30 @@ def test_attendees_of_one_møteplass_share_its_invitation_lines_but_get_their_ow
     moved = calendar(composed(mail(Kind.event_updated, ics=IcsMethod.request, registration_id="r2",
                                    event=EVENT.model_copy(update={"venue": "Sandvika", "sequence": 2})), SENDER))
     assert str(moved.walk("VEVENT")[0]["LOCATION"]) == "Sandvika"  # a new version of the møteplass is written anew
+
+
+def test_the_message_id_is_the_same_for_every_attempt_at_one_mail_and_differs_between_mails():
+    def message_id(message: str, kind: Kind = Kind.confirmed, recipient: str = "kari@example.no") -> str:
+        return render.compose(mail(kind, recipient=recipient), SENDER, message).data.decode().split(
+            "Message-ID: ", 1)[1].split("\r\n", 1)[0]
+
+    first = message_id("m1")
+    assert first == message_id("m1") and re.fullmatch(r"<[0-9a-f]{64}@example\.no>", first)
+    assert len({first, message_id("m2"), message_id("m1", Kind.waitlisted), message_id("m1", recipient="o@x.no")}) == 4
+
+
+def test_an_idn_domain_goes_out_idna_encoded_in_the_envelope_and_the_headers():
+    outgoing = render.compose(mail(Kind.confirmed, recipient="kari@bærum.no"), SENDER, "m1")
+    assert outgoing.recipients == ["kari@xn--brum-voa.no"] and not outgoing.smtputf8
+    message = email.message_from_bytes(outgoing.data, policy=default)
+    assert [a.addr_spec for a in message["To"].addresses] == ["kari@xn--brum-voa.no"]
+    outgoing.data.decode("ascii")  # nothing but ASCII on the wire
+
+
+def test_a_non_ascii_local_part_needs_smtputf8_and_is_written_in_utf8_headers():
+    outgoing = render.compose(mail(Kind.confirmed, recipient="ærlig@bærum.no", name="Ærlig Åse"), SENDER, "m1")
+    assert outgoing.recipients == ["ærlig@xn--brum-voa.no"] and outgoing.smtputf8
+    message = email.message_from_string(outgoing.data.decode("utf-8"), policy=default)  # RFC 6532: UTF-8 headers
+    [to] = message["To"].addresses
+    assert (to.addr_spec, to.display_name) == ("ærlig@xn--brum-voa.no", "Ærlig Åse")
+    assert message["Subject"].startswith("Du er påmeld")
