@@ -15,6 +15,17 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
+def _utf8(value: str) -> str:
+    """A header read from bytes keeps its non-ASCII octets as surrogates: read them as UTF-8, as Mailpit does (RFC
+    6532: the headers of a mail sent with SMTPUTF8, e.g. an address with æ before the @)."""
+    return value if value.isascii() else value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+
+
+def _header(message: Message, name: str) -> str | None:
+    # The raw value: the compat32 policy would hand a header with 8-bit octets back as an unknown-8bit Header.
+    return next((_utf8(value) for key, value in message.raw_items() if key.lower() == name.lower()), None)
+
+
 def _decoded(value: str | None) -> str:
     return str(make_header(decode_header(value))) if value else ""
 
@@ -70,11 +81,12 @@ class StoredMessage:
     @cached_property
     def summary(self) -> dict:
         msg = self._light
-        to = _addresses(msg.get("To")) or [{"Name": "", "Address": a} for a in self.envelope_to]
+        to = _addresses(_header(msg, "To")) or [{"Name": "", "Address": a} for a in self.envelope_to]
         attachments = sum(1 for part in msg.walk() if not part.is_multipart() and _is_attachment(part))
-        return {"ID": self.id, "MessageID": (msg.get("Message-ID") or "").strip().strip("<>"), "Read": False,
-                "From": (_addresses(msg.get("From")) or [{}])[0], "To": to, "Cc": _addresses(msg.get("Cc")),
-                "Bcc": [], "ReplyTo": _addresses(msg.get("Reply-To")), "Subject": _decoded(msg.get("Subject")),
+        return {"ID": self.id, "MessageID": (_header(msg, "Message-ID") or "").strip().strip("<>"), "Read": False,
+                "From": (_addresses(_header(msg, "From")) or [{}])[0], "To": to,
+                "Cc": _addresses(_header(msg, "Cc")), "Bcc": [], "ReplyTo": _addresses(_header(msg, "Reply-To")),
+                "Subject": _decoded(_header(msg, "Subject")),
                 "Created": self.created.isoformat(), "Tags": [], "Size": len(self.raw), "Attachments": attachments,
                 "Snippet": self._snippet()}
 
@@ -86,8 +98,8 @@ class StoredMessage:
     @cached_property
     def headers(self) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
-        for name, value in self.parsed.items():
-            result.setdefault(name, []).append(str(value))
+        for (name, value), (_, raw) in zip(self.parsed.items(), self.parsed.raw_items(), strict=True):
+            result.setdefault(name, []).append(str(value) if raw.isascii() else _utf8(raw))
         return result
 
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # the server's certificate is always verified.
     smtp_ca_file: str | None = None
     smtp_timeout_s: float = 10.0
+    # Whether the mail server takes addresses whose local part is not ASCII (SMTPUTF8, RFC 6531): the dev sink
+    # and Mailpit do. When false, such addresses are refused where they are given (422), not parked later.
+    smtp_utf8: bool = True
     mail_from: str = "Møteplass <moteplass@example.no>"
 
     host: str = "127.0.0.1"

@@ -4,10 +4,10 @@ comment is shown."""
 from datetime import datetime
 from typing import Annotated, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from shared import addresses
 from shared.messages.comments import CommentStatus
 from shared.messages.common import Language
 
@@ -16,13 +16,6 @@ from .domain import Action, Sort, text
 # ---- input ------------------------------------------------------------------------------------------------------
 
 NAME_MAX, BODY_MIN, BODY_MAX, THREAD_MAX = 80, 2, 5000, 200
-
-
-def _email(value: str) -> str:
-    try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        raise PydanticCustomError("email_invalid", "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no.")
 
 
 def _name(value: str) -> str:
@@ -37,7 +30,8 @@ def _body(value: str) -> str:
     return value.strip()
 
 
-Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
+# Lower-cased as well: an author's comments are found (and erased) by the address, however it was typed.
+Email = Annotated[addresses.Email, AfterValidator(str.lower)]
 Name = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_name)]
 Body = Annotated[str, Field(max_length=BODY_MAX), AfterValidator(_body)]
 ThreadId = Annotated[str, Field(min_length=1, max_length=THREAD_MAX)]

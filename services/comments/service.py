@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared import logs
+from shared import addresses, logs
 from shared.batching import GroupCommit
 from shared.http import ApiError
 from shared.messages import CloudEvent, make_event
@@ -155,12 +155,19 @@ class Comments:
         this instance's cached copies go at once."""
         self.cache.drop(thread_id)
 
+    def deliverable(self, email: str) -> None:
+        """An address to be mailed must be one our mail server takes (shared.addresses)."""
+        if problems := addresses.undeliverable("email", email, self.settings.smtp_utf8):
+            raise ApiError(422, "Nokre felt er ikkje rett utfylte.", problems)
+
     # ---- public ----
 
     async def post(self, thread_id: str, new: NewComment, *, ip: str, language: Language) -> Created:
         """Write a comment or a reply: vetted (honeypot, links, moderation mode, known author), stored with its
         message unless the same text is already in the thread."""
         config = self.config
+        if new.notify_replies:  # replies are mailed to the address
+            self.deliverable(new.email)
         await self.limit(f"post:{ip}", config.posts_per_minute, timedelta(minutes=1), language)
         thread = await self.thread(thread_id)
         if thread is not None and (thread.get("closed") or thread.get("hidden")):
@@ -293,6 +300,7 @@ class Comments:
     async def request_erasure(self, email: str, mail_language: Language, *, ip: str, language: Language) -> None:
         """Publish a signed erasure link for the address to be mailed (in mail_language), if it has comments (the
         caller never learns whether it has)."""
+        self.deliverable(email)
         await self.limit(f"erasure:{ip}", self.config.posts_per_minute, timedelta(minutes=1), language)
         if count := await self.store.count_by_email(email):
             expires_at = datetime.now(UTC) + domain.ERASE_LINK_TTL

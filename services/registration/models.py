@@ -5,23 +5,16 @@ from enum import StrEnum
 from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WrapValidator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from shared.addresses import Email
 from shared.messages import Language
 
 from .domain import EventStatus, OrganisationType, QuestionKind, Status
-
-
-def _email(value: str) -> str:
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise PydanticCustomError("email", "E-postadressa er ikkje gyldig.", {"reason": str(exc)}) from exc
 
 
 def _consent(value: bool) -> bool:
@@ -30,7 +23,6 @@ def _consent(value: bool) -> bool:
     return value
 
 
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=80)]
 

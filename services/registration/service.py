@@ -6,7 +6,7 @@ message it causes (outbox), published at once and otherwise by the relay."""
 import time
 from datetime import UTC, datetime, timedelta
 
-from shared import logs
+from shared import addresses, logs
 from shared.batching import GroupCommit
 from shared.messages import CloudEvent, make_event
 from shared.messages.registration import (
@@ -143,7 +143,8 @@ class Registrations:
     async def register(self, slug: str, body: RegistrationIn) -> dict:
         event = await self._recent_event(slug)
         domain.check_window(event, now())
-        domain.invalid(domain.answer_problems(event["questions"], body.answers))
+        domain.invalid(domain.answer_problems(event["questions"], body.answers)
+                       + addresses.undeliverable("email", body.email, self.settings.smtp_utf8))
         at = now()
         rid = domain.new_registration_id()
         invite = body.invite_code and await self._claim_invite(slug, body, rid)
@@ -351,6 +352,7 @@ class Registrations:
         registration = await self.own(rid, token)
         event = await self.event(registration["event_slug"])
         domain.check_window(event, now())
+        domain.invalid(addresses.undeliverable("email", guest_email, self.settings.smtp_utf8))
         guest_email = domain.normalise_email(guest_email)
         domain.check_can_invite(registration, event, guest_email)
         municipality, code = registration["municipality"], domain.new_token()
