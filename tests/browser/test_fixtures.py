@@ -25,12 +25,31 @@ async def test_axe_finds_wcag_violations(page, axe, flaw, rule):
         await axe(page)
 
 
-async def test_console_errors_and_uncaught_exceptions_are_recorded(browser):
+@pytest.fixture
+async def bare_page(browser):
+    """A page without the `page` fixture's own check, to see what it records."""
     context = await browser.new_context()
-    try:
-        page = await context.new_page()
-        errors = record_errors(page)
-        await page.set_content("<script>console.warn('fine'); console.error('boom'); null.x</script>")
-        assert len(errors) == 2 and "boom" in errors[0] and "uncaught exception" in errors[1], errors
-    finally:
-        await context.close()
+    yield await context.new_page()
+    await context.close()
+
+
+async def test_console_errors_and_uncaught_exceptions_are_recorded(bare_page):
+    errors = record_errors(bare_page)
+    await bare_page.set_content("<script>console.warn('fine'); console.error('boom'); null.x</script>")
+    assert len(errors) == 2 and "boom" in errors[0] and "uncaught exception" in errors[1], errors
+
+
+async def test_a_failing_resource_is_recorded_but_an_error_document_is_not(bare_page):
+    async def answer(route):
+        if route.request.resource_type == "document":
+            await route.fulfill(status=404, content_type="text/html", body=GOOD.replace(
+                "</head>", '<link rel="stylesheet" href="/missing.css"><link rel="icon" href="data:,"></head>'))
+        else:
+            await route.fulfill(status=404, body="")
+
+    await bare_page.route("http://pages.test/**", answer)
+    errors = record_errors(bare_page)
+    response = await bare_page.goto("http://pages.test/gone")
+    assert response.status == 404
+    assert errors[0] == "stylesheet http://pages.test/missing.css answered 404", errors
+    assert all("missing.css" in error for error in errors), errors  # Chromium also reports the load as aborted

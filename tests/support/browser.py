@@ -2,7 +2,7 @@
 violation that axe-core (through axe-playwright-python) can find."""
 
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import ConsoleMessage, Error, Page
+from playwright.async_api import ConsoleMessage, Error, Page, Request, Response
 
 # The rules of WCAG 2.0 and 2.1, levels A and AA: what Norwegian public bodies' web pages must meet.
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -10,18 +10,31 @@ _axe = Axe()
 
 
 def record_errors(page: Page) -> list[str]:
-    """A list that fills with every error the page logs to the console and every exception it does not catch."""
+    """A list that fills with every error the page logs to the console, every exception it does not catch, and
+    every resource it loads (style, script, image, fetch) that fails or answers 4xx/5xx. The document itself may
+    answer 4xx (an error page does, and is checked like any page), so Chromium's console line about a failed load
+    is left to the response check, which knows what was loaded."""
     errors: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             errors.append(f"console error at {page.url}: {message.text}")
 
     def on_page_error(error: Error) -> None:
         errors.append(f"uncaught exception at {page.url}: {error}")
 
+    def on_response(response: Response) -> None:
+        if response.status >= 400 and response.request.resource_type != "document":
+            errors.append(f"{response.request.resource_type} {response.url} answered {response.status}")
+
+    def on_request_failed(request: Request) -> None:
+        if request.resource_type != "document":
+            errors.append(f"{request.resource_type} {request.url} failed: {request.failure}")
+
     page.on("console", on_console)
     page.on("pageerror", on_page_error)
+    page.on("response", on_response)
+    page.on("requestfailed", on_request_failed)
     return errors
 
 
