@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from shared import addresses
 from shared.messages import Language
-from shared.messages.registration import EventInfo
+from shared.messages.registration import EventInfo, calendar_uid
 
 from .domain import IcsMethod, Mail, clean, mail_id
 
@@ -96,7 +96,7 @@ def invitation(mail: Mail, organizer: str) -> bytes:
     # Written line by line with the library's value types and line folding, not through an Event component,
     # whose property handling cost twice as much for these three lines.
     own = [Contentline.from_parts("UID", Parameters(),
-                                  icalendar.vText(f"{mail.event.slug}.{mail.registration_id}@{ICS_DOMAIN}").to_ical()),
+                                  icalendar.vText(calendar_uid(mail.event.slug, mail.registration_id)).to_ical()),
            Contentline.from_parts("DTSTAMP", Parameters(), icalendar.vDDDTypes(datetime.now(UTC)).to_ical()),
            Contentline.from_parts("ATTENDEE", attendee.params, attendee.to_ical())]
     return before + b"".join(line.to_ical() + b"\r\n" for line in own) + after

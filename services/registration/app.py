@@ -11,6 +11,7 @@ from shared.settings import Settings, get_settings
 
 from .config import RegistrationConfig
 from .service import Registrations
+from .pages import routes as pages
 from .routes import CONFIG, RATE_LIMITS, REGISTRATIONS, api, refusals
 from .idempotency import KEEP as IDEMPOTENCY_KEEP
 from .idempotency import STORE as IDEMPOTENCY_STORE
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, config: RegistrationConfig | No
     app = create_service_app(SERVICE, settings or get_settings(), api=api,
                              setup=lambda app, runtime: setup(app, runtime, config))
     app[CONFIG] = config
+    app.router.add_routes(pages)
     app[RATE_LIMITS] = RateLimits(app[RUNTIME].db["rate_limits"])
     # Inside the shared request context, which writes their errors as JSON; refusals outermost, so that the
     # idempotency check's own refusals are translated too.

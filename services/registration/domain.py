@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+import icalendar
 from babel.dates import format_datetime
 
-from shared.messages.registration import EventInfo, RegistrationStatus
+from shared.messages.registration import EventInfo, RegistrationStatus, calendar_uid
 
 
 class Status(StrEnum):
@@ -329,8 +330,34 @@ def event_info(event: dict, base_url: str) -> EventInfo:
     return EventInfo(slug=event["_id"], title=event["title"], starts_at=event["starts_at"], ends_at=event["ends_at"],
                      venue=event["venue"], address=event.get("address") or None, timezone=event["timezone"],
                      language=event["language"],
-                     url=f"{base_url}/events/{event['_id']}", sequence=event.get("sequence", 0))
+                     url=f"{base_url}/events/{event['_id']}/register", sequence=event.get("sequence", 0))
 
 
 def manage_url(base_url: str, registration_id: str, token: str, action: str = "") -> str:
-    return f"{base_url}/registrations/{registration_id}{action}?token={token}"
+    """The personal link (the page to manage one's registration, or one of its steps: "/confirm", "/cancel")."""
+    return f"{base_url}/registrations/{registration_id}/manage{action}?token={token}"
+
+
+def invite_url(base_url: str, event_slug: str, code: str, language: str) -> str:
+    """A guest's invitation: the møteplass's registration page, the code filled in, in the inviter's language."""
+    return f"{base_url}/events/{event_slug}/register?invite={code}&lang={language}"
+
+
+def calendar(event: dict, registration: dict) -> bytes:
+    """The møteplass as an iCalendar file for the participant's own calendar: the same entry (UID and sequence)
+    as the invitation their mails carry, so importing it does not make a second one."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//Møteplass//registration//NO")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    entry = icalendar.Event()
+    entry.add("uid", calendar_uid(event["_id"], registration["_id"]))
+    entry.add("dtstamp", datetime.now(UTC))
+    entry.add("sequence", event.get("sequence", 0))
+    entry.add("dtstart", event["starts_at"].astimezone(UTC))
+    entry.add("dtend", event["ends_at"].astimezone(UTC))
+    entry.add("summary", event["title"])
+    entry.add("location", ", ".join(filter(None, [event["venue"], event.get("address")])))
+    entry.add("status", "CANCELLED" if event["status"] == EventStatus.cancelled else "CONFIRMED")
+    cal.add_component(entry)
+    return cal.to_ical()

@@ -114,16 +114,6 @@ async def view_registration(request: web.Request, query: TokenQuery) -> Registra
     return registration_out(await flows(request).view(request.match_info["id"], query.token))
 
 
-CONFIRM_PAGE = """<!doctype html><html lang="nn"><meta charset="utf-8"><title>Stadfest påmeldinga</title>
-<form method="post"><p>Trykk for å stadfeste påmeldinga di.</p><button>Stadfest</button></form></html>"""
-
-
-@api.route("GET", "/registrations/{id}/confirm", query=TokenQuery)
-async def confirm_page(request: web.Request, query: TokenQuery) -> web.Response:
-    """The double opt-in link: a page with one button, so that a mail scanner fetching the link confirms nothing."""
-    return web.Response(text=CONFIRM_PAGE, content_type="text/html")
-
-
 @api.route("POST", "/registrations/{id}/confirm", query=TokenQuery, response=RegistrationOut,
            errors={**NOT_OWN, 410: "The link has expired", **RATE_LIMITED})
 async def confirm_registration(request: web.Request, query: TokenQuery) -> RegistrationOut:

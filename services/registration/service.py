@@ -359,7 +359,8 @@ class Registrations:
         payload = GuestInvited(
             event=self._info(event), registration_id=rid, inviter_name=registration["name"],
             municipality=municipality["name"], guest_email=guest_email, language=registration["language"],
-            invite_url=f"{self.settings.public_base_url}/events/{event['_id']}?invite={code}")
+            invite_url=domain.invite_url(self.settings.public_base_url, event["_id"], code,
+                                        registration["language"]))
         entries = [self._entry(payload, rid)]
         invite = {"event_slug": event["_id"], "municipality": municipality["number"],
                   "municipality_name": municipality["name"], "inviter_id": rid, "guest_email": guest_email,

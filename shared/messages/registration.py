@@ -10,6 +10,12 @@ from .common import Language
 from .envelope import SECRET_LINK, Payload, personal
 
 
+def calendar_uid(event_slug: str, registration_id: str) -> str:
+    """The UID of a participant's calendar entry for a møteplass: the same in every invitation, update and
+    cancellation mailed, and in the file their manage page offers, so each replaces the one before."""
+    return f"{event_slug}.{registration_id}@moteplass.no"
+
+
 class RegistrationStatus(StrEnum):
     pending_confirmation = "pending_confirmation"
     confirmed = "confirmed"

@@ -10,8 +10,14 @@ from .conftest import person, registration_app
 
 
 async def confirm_link(tap, registration_id: str) -> str:
+    """The API's confirm URL for the page link in the message (which posts its form to the same use case)."""
     [pending] = await tap.wait_for("registration.pending", registration_id=registration_id)
-    return pending["data"]["confirm_url"]
+    return confirm_api(pending["data"]["confirm_url"])
+
+
+def confirm_api(page_url: str) -> str:
+    assert "/manage/confirm?" in page_url, page_url
+    return page_url.replace("/manage/confirm?", "/confirm?")
 
 
 async def test_unconfirmed_registrations_hold_no_seat_and_confirmations_take_seats_in_their_order(
@@ -27,8 +33,8 @@ async def test_unconfirmed_registrations_hold_no_seat_and_confirmations_take_sea
 
     # The second to register confirms first, and so gets the seat.
     second_link, first_link = await confirm_link(tap, second["id"]), await confirm_link(tap, first["id"])
-    async with http.get(second_link) as resp:  # the page only offers a button: fetching confirms nothing
-        assert resp.status == 200 and "<form" in await resp.text()
+    async with http.get(second_link.replace("/confirm?", "/manage/confirm?")) as resp:
+        assert resp.status == 200 and "<form" in await resp.text()  # only a button: fetching confirms nothing
     async with http.post(second_link) as resp:
         assert resp.status == 200
         assert (await resp.json())["status"] == "confirmed"

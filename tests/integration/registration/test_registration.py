@@ -7,9 +7,11 @@ from .conftest import person
 
 
 async def manage_link(tap, registration_id: str, kind: str) -> tuple[str, str]:
+    """The registration's API path and the token of the personal link (to its manage page) in the message."""
     [message] = await tap.wait_for(kind, registration_id=registration_id)
     url = urlparse(message["data"]["manage_url"])
-    return url.path, parse_qs(url.query)["token"][0]
+    assert url.path == f"/registrations/{registration_id}/manage", url.path
+    return url.path.removesuffix("/manage"), parse_qs(url.query)["token"][0]
 
 
 async def test_register_publishes_confirmation_with_a_link_that_shows_and_cancels(http, base, tap, create_event,

@@ -80,4 +80,4 @@ def test_cancel_reason_says_whether_a_place_on_the_list_was_left():
 
 def test_event_info_for_messages():
     info = domain.event_info(event(sequence=3), "https://moteplass.example")
-    assert (info.slug, info.url, info.sequence) == ("jam", "https://moteplass.example/events/jam", 3)
+    assert (info.slug, info.url, info.sequence) == ("jam", "https://moteplass.example/events/jam/register", 3)

@@ -1,0 +1,254 @@
+"""Pages for people, behind every link the registration mails carry: the møteplass with its registration form
+(a guest's invitation opens it), managing one's registration (status, place in line, details and calendar file,
+answers, a guest, one's data, cancelling, erasing) and confirming an email address. Server-rendered, no JavaScript
+needed; they call the same use cases as the JSON routes. The token in the link authorises each page and each form
+(the forms post back to the link, token included)."""
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from shared.http import ApiError, field_errors as validation_details
+from shared.messages import Language
+from shared.pages import Pages, field_errors, form, language_of
+
+from . import domain
+from .domain import OrganisationType, QuestionKind, Refused, Status
+from .models import AnswersIn, GuestInviteIn, RegistrationIn
+from .routes import flows, rate_limit
+from .service import CANCELLABLE, NOT_FOUND, now
+
+pages = Pages("services.registration")
+routes = web.RouteTableDef()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def page(handler: Handler) -> Handler:
+    """A refusal the handler does not answer itself becomes an error page in the reader's language."""
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (Refused, ApiError) as exc:
+            language = language_of(request)
+            if exc.status == 404:
+                return pages.error(language, 404, pages.text(language, "link_wrong"),
+                                   pages.text(language, "link_wrong_help"))
+            return pages.error(language, exc.status, exc.message, headers=getattr(exc, "headers", None) or {})
+    return guarded
+
+
+# ---- the møteplass and its registration form ---------------------------------------------------------------------
+
+def event_view(event: dict, language: Language) -> dict:
+    """What a page shows of a møteplass: its texts, and its time in its own timezone and the reader's language."""
+    return {**event, "slug": event["_id"], "seats_left": domain.seats_left(event),
+            "when": domain.local_time(event["starts_at"], event["timezone"], language.value),
+            "until": domain.local_time(event["ends_at"], event["timezone"], language.value)}
+
+
+def registration_input(fields: dict[str, list[str]], questions: list[dict], language: Language) -> dict:
+    """The posted form as the JSON API's registration body (so the same model checks it)."""
+    one = lambda name: (fields.get(name) or [""])[0].strip()  # noqa: E731
+    number, municipality = one("municipality.number"), one("municipality.name")
+    return {"name": one("name"), "email": one("email"), "phone": one("phone") or None,
+            "organisation": one("organisation"), "organisation_type": one("organisation_type") or "anna",
+            "municipality": {"number": number, "name": municipality} if number or municipality else None,
+            "language": language.value, "answers": answers_input(fields, questions),
+            "invite_code": one("invite_code") or None, "consent": one("consent") == "true"}
+
+
+def answers_input(fields: dict[str, list[str]], questions: list[dict]) -> dict:
+    answers: dict = {}
+    for question in questions:
+        given = [v for v in fields.get(f"answers.{question['id']}", []) if v.strip()]
+        if question["kind"] == QuestionKind.multiple_choice:
+            answers[question["id"]] = given
+        elif given:
+            answers[question["id"]] = given[0].strip()
+    return answers
+
+
+def invalid_form(exc: Refused | ValidationError) -> dict[str, str]:
+    return field_errors(exc.details if isinstance(exc, Refused) else validation_details(exc))
+
+
+@routes.get("/events/{slug}/register")
+@page
+async def event_page(request: web.Request) -> web.Response:
+    event = await flows(request).event(request.match_info["slug"])
+    language = language_of(request, request.query.get("lang") or event["language"])
+    return event_form(event, language, {"invite_code": request.query.get("invite", "")})
+
+
+def event_form(event: dict, language: Language, values: dict, errors: dict | None = None,
+               status: int = 200) -> web.Response:
+    try:
+        domain.check_window(event, now())
+        closed = None
+    except Refused as refused:
+        closed = refused.message
+    return pages.render("event.html.j2", language, status, errors=errors, event=event_view(event, language),
+                        values=defaultdict(str, values), closed=closed, organisation_types=[(t.value, t.value) for t in OrganisationType],
+                        lang_query=urlencode({"lang": language.value}))
+
+
+@routes.post("/events/{slug}/register")
+@page
+async def register(request: web.Request) -> web.Response:
+    registrations = flows(request)
+    event = await registrations.event(request.match_info["slug"])
+    language = language_of(request, request.query.get("lang") or event["language"])
+    fields = await form(request)
+    values = registration_input(fields, event["questions"], language)
+    await rate_limit(request)
+    try:
+        registration = await registrations.register(event["_id"], RegistrationIn.model_validate(values))
+    except (Refused, ValidationError) as exc:
+        if isinstance(exc, Refused) and not exc.details:
+            raise
+        return event_form(event, language, {**values, **{k: v[0] for k, v in fields.items() if v}},
+                          invalid_form(exc), 422)
+    event = await registrations.event(event["_id"])
+    return pages.render("registered.html.j2", language, event=event_view(event, language),
+                        registration=registration)
+
+
+# ---- managing one's registration ---------------------------------------------------------------------------------
+
+def token_of(request: web.Request) -> str:
+    token = request.query.get("token", "")
+    if not 0 < len(token) <= 200:
+        raise Refused(NOT_FOUND, 404)
+    return token
+
+
+def manage_link(request: web.Request, action: str = "", **query) -> str:
+    return domain.manage_url("", request.match_info["id"], token_of(request), action) + (
+        f"&{urlencode(query)}" if query else "")
+
+
+async def manage_page(request: web.Request, registration: dict | None = None, errors: dict | None = None,
+                      problem: str | None = None, status: int = 200, values: dict | None = None) -> web.Response:
+    registrations = flows(request)
+    registration = registration or await registrations.view(request.match_info["id"], token_of(request))
+    event = await registrations.event(registration["event_slug"])
+    language = Language(registration["language"])
+    try:
+        domain.check_can_invite(registration, event, "")
+        domain.check_window(event, now())
+        can_invite = True
+    except Refused:
+        can_invite = False
+    return pages.render(
+        "manage.html.j2", language, status, errors=errors, registration=registration,
+        event=event_view(event, language), can_invite=can_invite, problem=problem, done=request.query.get("done"),
+        cancellable=registration["status"] in CANCELLABLE, answers=values or registration.get("answers") or {},
+        link=lambda action="", **query: manage_link(request, action, **query),
+        data_link=f"/registrations/{registration['_id']}/data?token={token_of(request)}", guest=values or {})
+
+
+@routes.get("/registrations/{id}/manage")
+@page
+async def manage(request: web.Request) -> web.Response:
+    return await manage_page(request)
+
+
+async def manage_action(request: web.Request, action: Callable[[dict, dict], Awaitable[None]], done: str
+                        ) -> web.StreamResponse:
+    """A form on the manage page: done → back to the page with a notice; refused → the page with the reason."""
+    registration = await flows(request).view(request.match_info["id"], token_of(request))
+    fields = await form(request)
+    try:
+        await action(registration, fields)
+    except (Refused, ValidationError) as exc:
+        if isinstance(exc, Refused) and not exc.details:
+            return await manage_page(request, registration, problem=exc.message, status=exc.status)
+        return await manage_page(request, registration, errors=invalid_form(exc), status=422,
+                                 values={k: v[0] if len(v) == 1 else v for k, v in fields.items()})
+    raise web.HTTPSeeOther(manage_link(request, done=done))
+
+
+@routes.post("/registrations/{id}/manage/answers")
+@page
+async def change_answers(request: web.Request) -> web.StreamResponse:
+    async def change(registration: dict, fields: dict) -> None:
+        event = await flows(request).event(registration["event_slug"])
+        body = AnswersIn.model_validate({"answers": answers_input(fields, event["questions"])})
+        await flows(request).change_answers(registration["_id"], token_of(request), body.answers)
+    return await manage_action(request, change, "answers")
+
+
+@routes.post("/registrations/{id}/manage/guest")
+@page
+async def invite_guest(request: web.Request) -> web.StreamResponse:
+    async def invite(registration: dict, fields: dict) -> None:
+        body = GuestInviteIn.model_validate({"email": (fields.get("email") or [""])[0].strip()})
+        await rate_limit(request)
+        await flows(request).invite_guest(registration["_id"], token_of(request), body.email)
+    return await manage_action(request, invite, "guest")
+
+
+@routes.get("/registrations/{id}/manage/calendar.ics")
+@page
+async def calendar(request: web.Request) -> web.Response:
+    registration = await flows(request).view(request.match_info["id"], token_of(request))
+    event = await flows(request).event(registration["event_slug"])
+    return web.Response(body=domain.calendar(event, registration), content_type="text/calendar", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{event["_id"]}.ics"'})
+
+
+async def confirm_step(request: web.Request, template: str, act: Callable[[dict], Awaitable[web.StreamResponse]]
+                       ) -> web.StreamResponse:
+    """A step that asks before it acts: GET shows the question and its button (a mail scanner fetching the link
+    changes nothing), POST acts."""
+    registration = await flows(request).view(request.match_info["id"], token_of(request))
+    language = Language(registration["language"])
+    if request.method == "POST":
+        return await act(registration)
+    event = await flows(request).event(registration["event_slug"])
+    return pages.render(template, language, registration=registration, event=event_view(event, language),
+                        back=manage_link(request), cancellable=registration["status"] in CANCELLABLE,
+                        what="waitlist" if registration["status"] == Status.waitlisted else "seat")
+
+
+@routes.route("*", "/registrations/{id}/manage/cancel")
+@page
+async def cancel(request: web.Request) -> web.StreamResponse:
+    async def act(registration: dict) -> web.StreamResponse:
+        try:
+            await flows(request).cancel(registration["_id"], token_of(request))
+        except Refused as refused:
+            return await manage_page(request, registration, problem=refused.message, status=refused.status)
+        raise web.HTTPSeeOther(manage_link(request, done="cancelled"))
+    return await confirm_step(request, "cancel.html.j2", act)
+
+
+@routes.route("*", "/registrations/{id}/manage/erase")
+@page
+async def erase(request: web.Request) -> web.StreamResponse:
+    async def act(registration: dict) -> web.StreamResponse:
+        await flows(request).erase(registration["_id"], "request", token=token_of(request))
+        return pages.render("erased.html.j2", Language(registration["language"]))
+    return await confirm_step(request, "erase.html.j2", act)
+
+
+@routes.route("*", "/registrations/{id}/manage/confirm")
+@page
+async def confirm(request: web.Request) -> web.StreamResponse:
+    async def act(registration: dict) -> web.StreamResponse:
+        await rate_limit(request)
+        try:
+            await flows(request).confirm(registration["_id"], token_of(request))
+        except Refused as refused:
+            if refused.status != 410:
+                raise
+            language = Language(registration["language"])
+            return pages.error(language, 410, pages.text(language, "link_expired"),
+                               pages.text(language, "confirm_expired_help"),
+                               (f"/events/{registration['event_slug']}/register?lang={language.value}",
+                                pages.text(language, "register_again")))
+        raise web.HTTPSeeOther(manage_link(request, done="confirmed"))
+    return await confirm_step(request, "confirm.html.j2", act)

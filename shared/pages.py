@@ -1,0 +1,80 @@
+"""Server-rendered pages for people (every link in a mail opens one): Jinja2 templates, autoescaped, on one shared
+layout and stylesheet, with texts in nn (default), nb and en. They need no JavaScript; forms POST, and the secret
+token from the mail authorises each (it travels in the form, so no cookie is involved and another site cannot
+forge a request without it)."""
+
+from collections.abc import Mapping
+from functools import cache
+from importlib.resources import files
+
+import yaml
+from aiohttp import web
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+
+from .messages import Language
+
+# Pages carry secret links: never cached, never passed on in a Referer, never framed by another site.
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+           "X-Content-Type-Options": "nosniff"}
+
+
+@cache
+def _texts(package: str) -> dict[str, dict[str, str]]:
+    return yaml.safe_load(files(package).joinpath("templates/texts.yaml").read_text("utf-8"))
+
+
+def language_of(request: web.Request, known: Language | str | None = None) -> Language:
+    """The reader's language: the one their registration or mail was in (`known`), else `?lang=`, else the first
+    of nn/nb/en their browser asks for, else nn."""
+    if known:
+        return Language(known)
+    if request.query.get("lang") in Language.__members__:
+        return Language(request.query["lang"])
+    for part in request.headers.get("Accept-Language", "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        for language in Language:
+            if tag == language or tag.startswith(f"{language}-"):
+                return language
+    return Language.nn
+
+
+class Pages:
+    """One service's pages: its own templates and texts over the shared layout's."""
+
+    def __init__(self, package: str):
+        self.env = Environment(loader=ChoiceLoader([PackageLoader(package, "templates"),
+                                                    PackageLoader("shared", "templates")]),
+                               autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                               auto_reload=False)
+        self.texts = {**_texts("shared"), **_texts(package)}
+
+    def text(self, language: Language, key: str, **values) -> str:
+        return self.texts[key][language.value].format(**values)
+
+    def render(self, template: str, language: Language, status: int = 200, errors: Mapping[str, str] | None = None,
+               headers: Mapping[str, str] | None = None, **context) -> web.Response:
+        """A page; `errors` (field → message) fill the error summary and mark the fields."""
+        html = self.env.get_template(template).render(
+            t=lambda key, **values: self.text(language, key, **values), lang=language.value,
+            errors=dict(errors or {}), **context)
+        return web.Response(text=html, content_type="text/html", status=status, headers={**HEADERS, **(headers or {})})
+
+    def error(self, language: Language, status: int, message: str, what_to_do: str | None = None,
+              link: tuple[str, str] | None = None, headers: Mapping[str, str] | None = None) -> web.Response:
+        """An error as a page: what went wrong, what to do about it, and where to go (href, text)."""
+        return self.render("error.html.j2", language, status, headers=headers, message=message,
+                           what_to_do=what_to_do, link=link)
+
+
+def field_errors(details: list[dict] | None) -> dict[str, str]:
+    """A 422's per-field details (see shared.http.field_errors) as field → first message."""
+    errors: dict[str, str] = {}
+    for detail in details or []:
+        errors.setdefault(detail.get("field") or "body", detail["message"])
+    return errors
+
+
+async def form(request: web.Request) -> dict[str, list[str]]:
+    """A posted form (urlencoded or multipart) as name → every value given."""
+    data = await request.post()
+    return {name: [str(v) for v in data.getall(name)] for name in data.keys()}
