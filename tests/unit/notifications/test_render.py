@@ -102,10 +102,13 @@ def test_an_update_replaces_the_invitation_with_the_same_uid_and_a_higher_sequen
     assert str(a["ATTENDEE"]) == "mailto:kari@example.no"
 
 
-def test_the_venue_address_is_in_the_mail_and_the_invitation():
+@pytest.mark.parametrize("language, label", [(Language.nn, "Kvar"), (Language.nb, "Hvor"), (Language.en, "Where")])
+def test_the_venue_address_is_a_line_of_its_own_in_the_mail_and_in_the_invitation(language, label):
     at = EVENT.model_copy(update={"address": "Arnold Haukelands plass 10, Sandvika"})
-    message = composed(mail(Kind.confirmed, event=at, ics=IcsMethod.request), SENDER)
-    assert "Kvar: Bærum rådhus, Arnold Haukelands plass 10, Sandvika" in message.get_body(("plain",)).get_content()
+    message = composed(mail(Kind.confirmed, event=at, ics=IcsMethod.request, language=language), SENDER)
+    lines = message.get_body(("plain",)).get_content().splitlines()
+    assert f"{label}: Bærum rådhus, Arnold Haukelands plass 10, Sandvika" in lines  # not run into the next line
+    assert any(line.endswith(": https://x/jam") for line in lines)
     [entry] = calendar(message).walk("VEVENT")
     assert str(entry["LOCATION"]) == "Bærum rådhus, Arnold Haukelands plass 10, Sandvika"
 
