@@ -48,8 +48,27 @@ def after(sort: Sort, cursor: str | None) -> dict:
 
 
 # Fields a public page needs; the email, IP, fingerprint and outbox never leave the store on that path.
-PAGE_FIELDS = {"parent_id": 1, "author_name": 1, "html": 1, "created_at": 1, "edited_at": 1, "status": 1,
+PAGE_FIELDS = {"parent_id": 1, "author_name": 1, "html": 1, "created_at": 1, "edited_ts": 1, "status": 1,
                "reply_count": 1, "root_id": 1, "depth": 1, "order": 1}
+
+
+# The edit time is stored as Unix seconds (edited_ts) and read back as `edited_at`: nx-27017 turns a datetime
+# written by an update operator into a string without its timezone.
+def _written(changes: dict) -> dict:
+    if "edited_at" not in changes:
+        return changes
+    written = {k: v for k, v in changes.items() if k != "edited_at"}
+    return written | {"edited_ts": changes["edited_at"].timestamp()}
+
+
+def _read(doc: dict | None) -> dict | None:
+    if doc is not None and "edited_ts" in doc:
+        doc["edited_at"] = datetime.fromtimestamp(doc.pop("edited_ts"), UTC)
+    return doc
+
+
+def _read_all(docs: list[dict]) -> list[dict]:
+    return [_read(doc) for doc in docs]
 
 
 class Store:
@@ -104,7 +123,7 @@ class Store:
 
     async def get(self, comment_id: str) -> dict | None:
         oid = object_id(comment_id)
-        return None if oid is None else await self.comments.find_one({"_id": oid}, {"outbox": 0})
+        return None if oid is None else _read(await self.comments.find_one({"_id": oid}, {"outbox": 0}))
 
     async def known_author(self, email: str) -> bool:
         return await self.comments.find_one({"email": email, "status": CommentStatus.approved}, {"_id": 1}) is not None
@@ -113,14 +132,14 @@ class Store:
                      unset: tuple[str, ...] = ()) -> dict | None:
         """Apply changes if the comment still matches `expect`; None if it does not (someone was first). Raises
         Duplicate if the new text is already in the thread."""
-        update: dict = {"$set": changes}
+        update: dict = {"$set": _written(changes)}
         if events:
             update |= outbox.add([outbox.entry(e) for e in events])
         if unset:
             update["$unset"] = {field: "" for field in unset}
         try:
-            return await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
-                                                           return_document=ReturnDocument.AFTER)
+            return _read(await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
+                                                                 return_document=ReturnDocument.AFTER))
         except DuplicateKeyError as exc:
             raise Duplicate() from exc
 
@@ -143,13 +162,14 @@ class Store:
 
     async def page(self, thread_id: str, sort: Sort, after: dict, limit: int) -> list[dict]:
         cursor = self.comments.find({"thread_id": thread_id, "depth": 0, "listed": True, **after}, PAGE_FIELDS)
-        return await cursor.sort(SORT_KEYS[sort]).limit(limit).to_list()
+        return _read_all(await cursor.sort(SORT_KEYS[sort]).limit(limit).to_list())
 
     async def descendants(self, root_ids: list[str]) -> list[dict]:
         """Every listed reply under the given top-level comments, in one query."""
         if not root_ids:
             return []
-        return await self.comments.find({"root_id": {"$in": root_ids}, "listed": True}, PAGE_FIELDS).to_list()
+        return _read_all(await self.comments.find({"root_id": {"$in": root_ids}, "listed": True},
+                                                  PAGE_FIELDS).to_list())
 
     async def counts(self, thread_ids: list[str]) -> dict[str, int]:
         cursor = await self.comments.aggregate([
@@ -164,11 +184,11 @@ class Store:
 
     async def queue(self, status: CommentStatus, after: dict, limit: int) -> list[dict]:
         cursor = self.comments.find({"status": status, **after}, {"outbox": 0, "fingerprint": 0})
-        return await cursor.sort(SORT_KEYS[Sort.oldest]).limit(limit).to_list()
+        return _read_all(await cursor.sort(SORT_KEYS[Sort.oldest]).limit(limit).to_list())
 
     async def thread_comments(self, thread_id: str) -> list[dict]:
         cursor = self.comments.find({"thread_id": thread_id}, {"outbox": 0})
-        return await cursor.sort(SORT_KEYS[Sort.oldest]).to_list()
+        return _read_all(await cursor.sort(SORT_KEYS[Sort.oldest]).to_list())
 
     async def count_by_email(self, email: str) -> int:
         return await self.comments.count_documents({"email": email})

@@ -312,6 +312,18 @@ async def test_export_and_import_a_thread(base, http, moderator_headers):
         assert resp.status == 401
 
 
+async def test_an_edited_comment_is_exported_with_its_edit_time(base, http, moderator_headers):
+    status, created, _ = await post(http, base, comment(body="Fyrst slik"))
+    assert status == 201
+    async with http.patch(f"{base}/comments/{created['id']}", json={"body": "Så slik"},
+                          headers={"X-Edit-Token": created["edit_token"]}) as resp:
+        assert resp.status == 200, await resp.text()
+    async with http.get(f"{base}{URL.removesuffix('/comments')}/export", headers=moderator_headers) as resp:
+        assert resp.status == 200, await resp.text()
+        [edited] = (await resp.json())["comments"]
+    assert edited["body"] == "Så slik" and edited["edited_at"] >= edited["created_at"]
+
+
 async def test_the_moderation_queue_pages_oldest_first(base, http, moderator_headers):
     ids = [(await post(http, base, comment(body=f"Kø {n}")))[1]["id"] for n in range(5)]
     seen, cursor = [], None
