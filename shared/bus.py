@@ -2,12 +2,16 @@
 consuming service a durable quorum queue with delayed retries and a dead-letter (parking) queue."""
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
+from aio_pika.abc import (AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection,
+                          AbstractRobustExchange, AbstractRobustQueue)
+from prometheus_client import Gauge
 from pydantic import ValidationError
 
 from .messages import CloudEvent, UnknownMessageType, parse_event
@@ -42,6 +46,59 @@ def quorum(**arguments) -> dict:
             **arguments}
 
 
+CONSUMERS = Gauge("bus_consumers", "Consumers this process runs on a queue and the broker still delivers to",
+                  ["service", "queue"])
+PUBLISH_TIMEOUT_S = 10.0  # a broker that neither confirms nor drops the connection must not hold a request for ever
+RECONNECT_INTERVAL_S = 1.0  # between attempts to reach a broker that went away (aio-pika's default is 5 s)
+WATCH_INTERVAL_S = 1.0
+# How long a consumer (or the channel to publish on) may stay missing on a live connection before `watch` sets it up
+# again itself: aio-pika restores a channel the broker closed well within this, but not one closed from our side or
+# one whose restore failed.
+RESUBSCRIBE_AFTER_S = 5.0
+
+
+class Absence:
+    """How long something has been missing while the connection was up; `overdue` once it is RESUBSCRIBE_AFTER_S."""
+
+    def __init__(self):
+        self.since: float | None = None
+
+    def overdue(self, missing: bool) -> bool:
+        if not missing:
+            self.since = None
+            return False
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since < RESUBSCRIBE_AFTER_S:
+            return False
+        self.since = None
+        return True
+
+
+@dataclass
+class Subscription:
+    """One consumer the service should run: its queue, the robust channel it is on, its tag and how it is set up.
+    aio-pika restores the queue, its bindings and the consumer (same tag) with the channel, because the queue was
+    declared through that channel; `live` tells whether the broker is delivering to it right now."""
+    service: str
+    names: QueueNames
+    bindings: list[str]
+    on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
+    prefetch: int
+    channel: AbstractRobustChannel | None = None
+    tag: str = ""
+    missing: Absence = field(default_factory=Absence)
+
+    async def live(self) -> bool:
+        if self.channel is None or self.channel.is_closed:
+            return False
+        try:  # a robust channel waits here for its connection: not live if that takes longer than a glance
+            underlay = await asyncio.wait_for(self.channel.get_underlay_channel(), 1)
+        except TimeoutError:
+            return False
+        return self.tag in underlay.consumers
+
+
 class Bus:
     def __init__(self, settings: Settings, source: str):
         self.settings = settings
@@ -49,11 +106,15 @@ class Bus:
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractRobustChannel | None = None
         self.exchange: AbstractRobustExchange | None = None
+        self.subscriptions: list[Subscription] = []
+        self._publishing = Absence()
 
     async def connect(self) -> "Bus":
-        # connect_robust reconnects and re-declares channels, queues, bindings and consumers after a broker outage.
+        # connect_robust reconnects and restores channels with the exchanges and queues declared through them (and
+        # those queues' bindings and consumers) after a broker outage; `watch` covers what it does not.
         self.connection = await aio_pika.connect_robust(
-            self.settings.amqp_url, client_properties={"connection_name": self.source}
+            self.settings.amqp_url, client_properties={"connection_name": self.source},
+            reconnect_interval=RECONNECT_INTERVAL_S,
         )
         self.channel = await self.connection.channel(publisher_confirms=True)
         self.exchange = await self.channel.declare_exchange(
@@ -62,12 +123,21 @@ class Bus:
         return self
 
     async def close(self) -> None:
+        for subscription in self.subscriptions:
+            with contextlib.suppress(KeyError):
+                CONSUMERS.remove(subscription.service, subscription.names.main)
         if self.connection is not None:
             await self.connection.close()
 
     @property
     def is_connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed
+        """Connected now with a channel to publish on (a robust connection is not `is_closed` while it reconnects)."""
+        return (self.connection is not None and not self.connection.is_closed and self.connection.connected.is_set()
+                and self.channel is not None and not self.channel.is_closed)
+
+    async def missing_consumers(self) -> list[str]:
+        """The queues whose consumer the broker is not delivering to right now."""
+        return [subscription.names.main for subscription in self.subscriptions if not await subscription.live()]
 
     async def publish(self, event: CloudEvent) -> None:
         await self.publish_raw(event.routing_key, event.model_dump_json().encode(), event.id, event.type)
@@ -79,7 +149,7 @@ class Bus:
             body, content_type=CONTENT_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id, type=type_, app_id=self.source, headers=headers or {},
         )
-        await self.exchange.publish(message, routing_key=routing_key, mandatory=False)
+        await self.exchange.publish(message, routing_key=routing_key, mandatory=False, timeout=PUBLISH_TIMEOUT_S)
 
     async def send_to_queue(self, queue: str, message: AbstractIncomingMessage, headers: dict) -> None:
         """Put a copy of a consumed message straight into a queue (retry or parking), confirmed."""
@@ -88,11 +158,17 @@ class Bus:
             message_id=message.message_id, type=message.type, app_id=message.app_id,
             headers={**(message.headers or {}), **headers},
         )
-        await self.channel.default_exchange.publish(copy, routing_key=queue)
+        await self.channel.default_exchange.publish(copy, routing_key=queue, timeout=PUBLISH_TIMEOUT_S)
 
     async def declare_consumer_queues(self, service: str, bindings: Iterable[str]) -> QueueNames:
         names = QueueNames(self.settings.queue_name(service))
-        channel = self.channel
+        await self._declare_queues(self.channel, names, bindings)
+        return names
+
+    async def _declare_queues(self, channel: AbstractRobustChannel, names: QueueNames,
+                              bindings: Iterable[str]) -> AbstractRobustQueue:
+        """Declare (and bind) a service's queues through `channel`, which re-declares them whenever it is restored;
+        returns the main queue."""
         await channel.declare_queue(names.dead, durable=True, arguments=quorum())
         for level, delay in enumerate(self.settings.retry_delays_ms):
             # A retry queue holds a message for `delay`, then dead-letters it back to the main queue.
@@ -103,16 +179,55 @@ class Bus:
                # Guards against a message that crashes the process before it can be acked or retried.
                "x-delivery-limit": self.settings.max_attempts * 2}))
         for key in bindings:
-            await queue.bind(self.exchange, routing_key=key)
-        return names
+            await queue.bind(self.settings.exchange, routing_key=key)
+        return queue
 
     async def consume(self, service: str, bindings: Iterable[str], handler: Handler, prefetch: int = 64) -> QueueNames:
-        names = await self.declare_consumer_queues(service, bindings)
-        consumer_channel = await self.connection.channel()
-        await consumer_channel.set_qos(prefetch_count=prefetch)
-        queue = await consumer_channel.get_queue(names.main, ensure=False)
-        await queue.consume(Consumer(self, names, handler).on_message)
+        names = QueueNames(self.settings.queue_name(service))
+        subscription = Subscription(service, names, list(bindings), Consumer(self, names, handler).on_message, prefetch)
+        await self._subscribe(subscription)
+        self.subscriptions.append(subscription)
+        CONSUMERS.labels(service, names.main).set(1)
         return names
+
+    async def _subscribe(self, subscription: Subscription) -> None:
+        """Consume on a channel of its own, through which the queue is declared: aio-pika restores only consumers
+        of queues the (robust) channel itself declared (`get_queue(..., ensure=False)` is not restored)."""
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=subscription.prefetch)
+        queue = await self._declare_queues(channel, subscription.names, subscription.bindings)
+        subscription.channel = channel
+        subscription.tag = await queue.consume(subscription.on_message)
+
+    async def watch(self) -> None:
+        """Keep the consumers-per-queue gauge current and re-subscribe a consumer that stays missing while the
+        connection is up (aio-pika brings back what the broker or the network broke, not a channel closed from
+        our side or one whose restore failed); run for the service's lifetime."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("checking the consumers failed; will check again", exc_info=True)
+
+    async def check(self) -> None:
+        """One round of `watch`."""
+        # While the connection is down, the reconnection restores channels and consumers itself.
+        connected = self.connection.connected.is_set()
+        for subscription in self.subscriptions:
+            live = await subscription.live()
+            CONSUMERS.labels(subscription.service, subscription.names.main).set(int(live))
+            if subscription.missing.overdue(connected and not live):
+                log.warning("consumer of %s still missing; subscribing again", subscription.names.main)
+                # Closed from our side, the stale channel is not restored behind our back.
+                with contextlib.suppress(Exception):
+                    await subscription.channel.close()
+                await self._subscribe(subscription)
+        if self._publishing.overdue(connected and self.channel.is_closed):
+            log.warning("channel to publish on still closed; opening it again")
+            await self.channel.reopen()
 
 
 class Consumer:

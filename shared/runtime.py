@@ -30,16 +30,21 @@ class Runtime:
 
     @property
     def ready_checks(self) -> dict[str, Callable[[], Awaitable]]:
-        return {"store": lambda: ping(self.client), "broker": self._broker_ready}
+        return {"store": lambda: ping(self.client), "broker": self._broker_ready, "consumers": self._consumers_ready}
 
     async def _broker_ready(self) -> None:
         if not self.bus.is_connected:
             raise ConnectionError("not connected to the broker")
 
+    async def _consumers_ready(self) -> None:
+        if missing := await self.bus.missing_consumers():
+            raise ConnectionError(f"no consumer on {', '.join(missing)}")
+
     async def start(self, attempts: int = 30) -> None:
         for attempt in range(1, attempts + 1):
             try:
                 await self.bus.connect()
+                self.spawn(self.bus.watch())
                 return
             except (ConnectionError, OSError) as exc:
                 if attempt == attempts:

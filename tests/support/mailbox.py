@@ -21,6 +21,11 @@ class Mailbox:
         return [m for m in listing["messages"]
                 if any(to["Address"].lower() == address.lower() for to in m["To"])]
 
+    async def recipients(self) -> set[str]:
+        """Every address (lower case) that has received mail."""
+        listing = await self._get("/api/v1/messages", limit=5000)
+        return {to["Address"].lower() for m in listing["messages"] for to in m["To"]}
+
     async def message(self, message_id: str) -> dict:
         return await self._get(f"/api/v1/message/{message_id}")
 
