@@ -3,7 +3,7 @@ import aiohttp
 from services.comments.app import create_app
 
 
-async def test_comments_service_reports_health_readiness_and_metrics(start_service):
+async def test_comments_service_reports_health_readiness_and_metrics(start_service, settings):
     base = await start_service(create_app, "comments")
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/healthz") as resp:
@@ -11,7 +11,9 @@ async def test_comments_service_reports_health_readiness_and_metrics(start_servi
             assert (await resp.json())["service"] == "comments"
         async with http.get(f"{base}/readyz") as resp:
             assert resp.status == 200, await resp.text()
-            assert (await resp.json())["checks"] == {"store": "ok", "broker": "ok"}
+            assert (await resp.json())["checks"] == {"store": "ok", "broker": "ok", "consumers": "ok"}
         async with http.get(f"{base}/metrics") as resp:
             assert resp.status == 200
-            assert "http_requests_total" in await resp.text()
+            metrics = await resp.text()
+            assert "http_requests_total" in metrics
+            assert f'bus_consumers{{queue="{settings.queue_name("comments")}",service="comments"}} 1.0' in metrics
