@@ -88,14 +88,18 @@ class Store:
                      now: float) -> bool:
         """Record what a send came to, at once and on its own (the one window for a copy is between the server's
         answer and this write), with the event that tells other systems about it in the same document (its
-        outbox). False if the claim was no longer this sender's (taken over after its lease ran out)."""
+        outbox). False if the claim was no longer this sender's (taken over after its lease ran out); true again
+        when a retry finds the write done (its answer was lost on the way)."""
         changes: dict[str, Any] = {"status": status.value, "updated_ts": now, "lease_until_ts": None,
                                    "last_error": error}
         if status == Status.sent:
             changes["sent_ts"] = now
         written = await self.notifications.update_one(
             claim_of(record), {"$set": changes, **(outbox_add([outbox_entry]) if outbox_entry else {})})
-        return written.modified_count == 1
+        if written.modified_count == 1:
+            return True
+        now_is = await self.notifications.find_one({"_id": record["_id"]}, {"status": 1, "attempts": 1})
+        return now_is is not None and (now_is["status"], now_is["attempts"]) == (status.value, record["attempts"])
 
     async def release(self, record: dict, now: float, error: str) -> None:
         """A transient failure: let the next delivery of the message take it again at once."""

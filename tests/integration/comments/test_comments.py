@@ -348,3 +348,18 @@ async def test_no_xss_payload_comes_back_executable_through_the_api(start_commen
     page = await get(http, base, "/threads/xss/comments", limit="100")
     assert len(page["comments"]) == len(XSS)
     assert [(c["html"], executable(c["html"])) for c in page["comments"] if executable(c["html"])] == []
+
+
+async def test_an_address_our_mail_server_cannot_take_is_refused_only_where_it_would_be_mailed(
+        start_service, settings, config, http):
+    from services.comments.app import create_app
+
+    base = await start_service(lambda s: create_app(s, config), "comments",
+                               app_settings=settings.model_copy(update={"smtp_utf8": False}))
+    status, body, _ = await post(http, base, comment(email="ærlig@bærum.no", notify_replies=True))
+    assert status == 422
+    assert [(d["field"], d["type"]) for d in body["error"]["details"]] == [("email", "email_smtputf8")]
+    status, _, _ = await post(http, base, comment(email="ærlig@bærum.no"))  # never mailed: welcome
+    assert status == 201
+    async with http.post(f"{base}/erasure/requests", json={"email": "ærlig@bærum.no"}) as resp:
+        assert resp.status == 422 and "Bruk ei anna e-postadresse" in (await resp.json())["error"]["details"][0]["message"]

@@ -9,6 +9,7 @@ import aiohttp
 from aiosmtpd.smtp import SMTP
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
+from pymongo.errors import AutoReconnect
 
 from moteplass.mailsink import MailSink
 from services.notifications.app import create_app
@@ -150,3 +151,35 @@ async def test_a_server_without_smtputf8_fails_such_a_mail_for_good_and_parks_no
     finally:
         server.close()
         await server.wait_closed()
+
+
+def failing_twice(monkeypatch, name: str, failures: list) -> None:
+    """Make Store.<name> fail as an unreachable store does, twice, then work (a store killed for a moment)."""
+    original = getattr(Store, name)
+
+    async def flaky(self, *args):
+        if failures.count(name) < 2:
+            failures.append(name)
+            raise AutoReconnect("connection refused")
+        return await original(self, *args)
+
+    monkeypatch.setattr(Store, name, flaky)
+
+
+async def test_a_store_that_does_not_answer_costs_time_not_a_copy_nor_an_attempt(
+        settings, start_service, publish, mailbox, records, admin_headers, monkeypatch):
+    # The record of a mail the server took fails (issue 9: 2 copies when the store was killed), and so does the
+    # claim of the next one: both are retried in place, with the message held.
+    failures: list[str] = []
+    failing_twice(monkeypatch, "finish", failures)
+    failing_twice(monkeypatch, "claim", failures)
+    base = await start_service(create_app, "notifications")
+    to = address()
+    event = await publish(confirmed(to))
+    [mail] = await mailbox.wait_for(to)
+    record = await eventually(lambda: records.find_one({"recipient": to, "status": "sent"}))
+    assert record["attempts"] == 1 and not record.get("possible_copy")
+    assert len(failures) == 4 and mail["MessageID"] == message_id_of(event.id, to, "confirmed")
+    async with aiohttp.ClientSession(headers=admin_headers) as http:
+        assert await parked(http, base) == []
+    assert len(await mailbox.messages_to(to)) == 1
