@@ -20,6 +20,9 @@ FIELD = "outbox"
 # that may have something to publish instead of the whole collection. The sweep removes it once the outbox is
 # empty. A number, not a datetime: nx-27017 stores datetimes written by update operators as strings.
 DUE = "outbox_due"
+# How long this process remembers an entry it published: longer than a copy of a document read before the entry
+# was pulled from it may wait to be flushed (a request's or the sweep's).
+REMEMBER_PUBLISHED_S = 120.0
 
 
 def entry(event: CloudEvent) -> dict:
@@ -60,6 +63,11 @@ class Outbox:
         self.collections = collections
         # The request that wrote an entry publishes it itself; the sweep leaves young entries to it.
         self.grace = grace
+        # Every path that publishes (the request that wrote an entry, a later one that holds the same document,
+        # the sweep) goes through these, so that this process publishes an entry once: the entries being published
+        # (with whether they got out) and those published in the last REMEMBER_PUBLISHED_S, oldest first.
+        self._publishing: dict[str, asyncio.Future[bool]] = {}
+        self._published: dict[str, float] = {}
 
     async def ensure_indexes(self) -> None:
         for collection in self.collections:
@@ -71,8 +79,14 @@ class Outbox:
 
     async def flush_many(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
         """`flush` for many documents of one collection at once: published concurrently (each document's entries
-        in order), then removed in one write (two when some document holds more than what was published)."""
-        await asyncio.gather(*(self._publish(items) for _, items in batch))
+        in order), then removed in one write (two when some document holds more than what was published). What
+        was published is removed even when another document's publishing failed; that failure is raised after."""
+        outcomes = await asyncio.gather(*(self._publish(items) for _, items in batch))
+        await self._pull(collection, [(doc_id, done) for (doc_id, _), (done, _) in zip(batch, outcomes) if done])
+        if failure := next((error for _, error in outcomes if error is not None), None):
+            raise failure
+
+    async def _pull(self, collection: AsyncCollection, batch: list[tuple[object, list[dict]]]) -> None:
         # A document that held just the one entry published is emptied and loses its due mark in the same write,
         # so the sweep need not visit it afterwards (that visit, a read and a write per document, cost as much
         # as this). The match is on the entry's id: one added meanwhile keeps the document marked. (nx-27017
@@ -90,9 +104,41 @@ class Outbox:
             await collection.update_many({"_id": {"$in": [doc_id for doc_id, _ in batch]}},
                                          {"$pull": {FIELD: {"id": {"$in": ids}}}})
 
-    async def _publish(self, entries: list[dict]) -> None:
-        for item in entries:  # one after the other: a document's messages keep their order
-            await self.bus.publish_raw(item["routing_key"], item["body"].encode(), item["id"], item["type"])
+    async def _publish(self, entries: list[dict]) -> tuple[list[dict], Exception | None]:
+        """Publish a document's entries one after the other (its messages keep their order), each at most once
+        at a time in this process: an entry another path is publishing is waited for and left to it, one this
+        process published lately (a copy of the document read before it was pulled) is not published again.
+        Returns the entries to pull now and the error that stopped it, if any."""
+        self._forget_published()
+        done: list[dict] = []
+        for item in entries:
+            entry_id = item["id"]
+            if entry_id in self._published:
+                done.append(item)
+                continue
+            if (elsewhere := self._publishing.get(entry_id)) is not None:
+                if not await asyncio.shield(elsewhere):
+                    return done, None  # its publisher failed and said so; the relay publishes the rest in order
+                continue
+            claim = self._publishing[entry_id] = asyncio.get_running_loop().create_future()
+            published = False
+            try:
+                await self.bus.publish_raw(item["routing_key"], item["body"].encode(), entry_id, item["type"])
+                published = True
+            except Exception as exc:
+                return done, exc
+            finally:
+                claim.set_result(published)
+                del self._publishing[entry_id]
+                if published:
+                    self._published[entry_id] = time.monotonic()
+            done.append(item)
+        return done, None
+
+    def _forget_published(self) -> None:
+        cutoff = time.monotonic() - REMEMBER_PUBLISHED_S
+        while self._published and next(iter(self._published.values())) < cutoff:
+            del self._published[next(iter(self._published))]
 
     async def try_flush(self, collection: AsyncCollection, doc_id, entries: list[dict]) -> None:
         """Publish now if the broker is there; otherwise the relay will (the entries are safe in the store)."""

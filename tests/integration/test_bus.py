@@ -179,3 +179,20 @@ async def test_a_flush_clears_the_due_mark_of_an_emptied_outbox_only(bus, relaye
     await until(lambda: len(received) == 3)
     assert {event.id for event in received} == {alone["id"], first["id"], later["id"]}
     assert await relay.sweep(grace=timedelta(0)) == 0
+
+
+async def test_an_entry_is_published_once_by_a_process_whatever_paths_meet_it(bus, relayed):
+    registrations, received = relayed
+    event = confirmed()
+    stored = outbox_module.entry(event)
+    await registrations.insert_one({"_id": "r1", "status": "confirmed", **outbox_module.holding([stored])})
+    stale = await registrations.find_one({"_id": "r1"})  # a copy read before the entry is pulled
+
+    relay = Outbox(bus, [registrations])
+    # The request that wrote it, the sweep, and later a request holding the stale copy.
+    await asyncio.gather(relay.flush(registrations, "r1", [stored]), relay.sweep(grace=timedelta(0)))
+    await relay.flush(registrations, "r1", stale["outbox"])
+    await until(lambda: received)
+    await asyncio.sleep(0.5)
+    assert [e.id for e in received] == [event.id]
+    assert (await registrations.find_one({"_id": "r1"}))["outbox"] == []
