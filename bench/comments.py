@@ -47,7 +47,7 @@ FIRST, DEEP = "GET first page (20)", "GET deep page (same, at 9,960)"
 def serve(settings_json: str, config_json: str, profile: str | None = None) -> None:
     from services.comments.app import create_app
 
-    settings = Settings.model_validate_json(settings_json)
+    settings = harness.child_settings(settings_json)
     harness.serve(create_app(settings, CommentsConfig.model_validate_json(config_json)), settings, "comments",
                   settings.comments_port, profile)
 
@@ -82,11 +82,11 @@ async def bench(infra: Infra, clients: int, seconds: float, runs: int, profile: 
     tag = f"bench{uuid.uuid4().hex[:8]}"
     mongo_url, amqp_url = infra.mongo_url, infra.amqp_url
     settings = Settings(mongo_url=mongo_url, amqp_url=amqp_url, db_prefix=f"{tag}_", exchange=f"{tag}.events",
-                        queue_prefix=f"{tag}.", comments_port=free_port(), log_level="WARNING")
+                        queue_prefix=f"{tag}.", comments_port=free_port(), log_level="WARNING",
+                        trusted_proxies=1)  # each client its own address, as the X-Forwarded-For it sends
     # Limits high enough that the clients measure the service, not the spam guard (the check itself still runs).
-    config = CommentsConfig(posts_per_minute=10**9, new_threads_per_hour=10**9, trust_forwarded_for=True)
+    config = CommentsConfig(posts_per_minute=10**9, new_threads_per_hour=10**9)
     server = multiprocessing.get_context("spawn").Process(
-        # Secrets serialise masked, so the child keeps its defaults for them (the benchmark needs none).
         target=serve, args=(settings.model_dump_json(exclude={"jwt_secret", "smtp_password"}),
                             config.model_dump_json(), profile), daemon=True)
     client = connect(settings)

@@ -4,6 +4,7 @@ readiness waits, CPU time."""
 import asyncio
 import cProfile
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import aio_pika
 from aiohttp import web
+from pydantic import SecretStr
 
 from moteplass import devstack
 from shared import runtime
@@ -62,6 +64,13 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used (Linux /proc), to show cost apart from contention."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_settings(settings_json: str, secret: str | None = None) -> Settings:
+    """The settings a bench passed to its service's process. Secrets serialise masked, so the child gets its
+    JWT_SECRET here: the bench's own when it signs tokens, else a random one (a service never starts without)."""
+    settings = Settings.model_validate_json(settings_json)
+    return settings.model_copy(update={"jwt_secret": SecretStr(secret or secrets.token_urlsafe(32))})
 
 
 def serve(app: web.Application, settings: Settings, service: str, port: int, profile: str | None) -> None:

@@ -50,7 +50,7 @@ EVENT = EventInfo(slug="innovasjonsjam", title="Innovasjonsjam i Bærum", starts
 def serve(settings_json: str, profile: str | None = None) -> None:
     from services.notifications.app import create_app
 
-    settings = Settings.model_validate_json(settings_json)
+    settings = harness.child_settings(settings_json)
     harness.serve(create_app(settings), settings, "notifications", settings.notifications_port, profile)
 
 

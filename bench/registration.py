@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,7 +38,7 @@ from shared.settings import Settings  # noqa: E402
 def serve(settings_json: str, config_json: str, jwt_secret: str, profile: str | None = None) -> None:
     from services.registration.app import create_app
 
-    settings = Settings.model_validate_json(settings_json).model_copy(update={"jwt_secret": SecretStr(jwt_secret)})
+    settings = harness.child_settings(settings_json, jwt_secret)
     harness.serve(create_app(settings, RegistrationConfig.model_validate_json(config_json)), settings,
                   "registration", settings.registration_port, profile)
 

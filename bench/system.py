@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import percentile, wait_ready  # noqa: E402
 from shared.auth import Role, issue_token  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.settings import local_settings  # noqa: E402
 
 SERVICES = ("registration", "comments", "notifications")
 
@@ -42,7 +42,7 @@ def rss_mb(service: str) -> float | None:
 
 
 async def run(rate: float, seconds: float) -> None:
-    settings = Settings()
+    settings = local_settings()  # the running stack's secret, for an admin token
     base = f"http://127.0.0.1:{settings.registration_port}"
     mailpit = os.environ.get("MAILPIT_URL", "http://127.0.0.1:8025").rstrip("/")
     for service in SERVICES:

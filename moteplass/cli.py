@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from shared.auth import Role, issue_token
-from shared.settings import get_settings
+from shared.settings import SettingsError, local_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,8 +60,11 @@ def serve(service: str) -> None:
 @click.option("--subject", default="local-admin", show_default=True)
 @click.option("--hours", default=12, show_default=True)
 def token(role: str, subject: str, hours: int) -> None:
-    """Print a signed admin/moderator JWT for local use."""
-    click.echo(issue_token(get_settings(), Role(role), subject, hours))
+    """Print a signed admin/moderator JWT for local use (signed with JWT_SECRET, else the local install's secret)."""
+    try:
+        click.echo(issue_token(local_settings(), Role(role), subject, hours))
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

@@ -156,8 +156,11 @@ def _wait_or_kill(children: list[Child]) -> None:
 
 
 async def run(root: Path) -> None:
-    settings = Settings()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Dev mode: without JWT_SECRET the services share the random secret made for this checkout on first use
+    # (.data/jwt-secret, made here before they start), and /metrics is open.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEV_MODE": "true"}
+    settings = Settings(dev_mode=True)
+    settings.secret()
     data = root / ".data"
     data.mkdir(exist_ok=True)
     store: list[Child] = []  # the nx-27017 we started, if any

@@ -2,8 +2,10 @@
 JSON errors with per-field details, request ids, health, readiness and Prometheus metrics."""
 
 import asyncio
+import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +29,16 @@ LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["s
 SERVICE = web.AppKey("service", str)
 VERIFIER = web.AppKey("verifier", Verifier)
 READY_CHECKS = web.AppKey("ready_checks", dict)
+# Who may read /metrics: those who send this bearer token; without one, everyone or (in production) nobody.
+METRICS_TOKEN = web.AppKey("metrics_token", str | None)
+METRICS_OPEN = web.AppKey("metrics_open", bool)
+
+# A request id from outside goes into logs, answers and events only if it looks like one (a UUID, a trace id);
+# anything else is replaced by a fresh one.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# JSON bodies nest no deeper than this: no route takes more than a few levels, and a deeper document only costs.
+MAX_JSON_DEPTH = 32
+JSON_TYPES = ("application/json",)
 
 # Norwegian (nn) field messages for the errors a form is most likely to meet; pydantic's own text goes along.
 FIELD_MESSAGES = {
@@ -85,7 +97,9 @@ def validation_error(exc: ValidationError) -> ApiError:
 
 @web.middleware
 async def request_context(request: web.Request, handler):
-    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    rid = request.headers.get("X-Request-Id", "")
+    if not REQUEST_ID.fullmatch(rid):
+        rid = uuid.uuid4().hex
     token = logs.request_id.set(rid)
     started = time.perf_counter()
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
@@ -124,17 +138,41 @@ async def _errors_as_json(request: web.Request, handler) -> web.StreamResponse:
 
 
 async def read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    # JSON only: a form or text/plain POST, which a browser sends cross-site without asking (no CORS preflight),
+    # is refused before anything is read.
+    if request.content_type not in JSON_TYPES:
+        raise ApiError(415, "Innhaldet må vere JSON, sendt med Content-Type: application/json.",
+                       headers={f"Accept-{request.method.title()}": "application/json"})
     try:
         raw = await request.read()
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "Innhaldet er ikkje gyldig JSON.") from exc
+    except RecursionError as exc:
+        raise ApiError(400, TOO_DEEP) from exc
+    if nested_deeper(data, MAX_JSON_DEPTH):
+        raise ApiError(400, TOO_DEEP)
     if not isinstance(data, dict):
         raise ApiError(422, "Innhaldet må vere eit JSON-objekt.")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from exc
+
+
+TOO_DEEP = f"Innhaldet er nøsta for djupt: JSON med meir enn {MAX_JSON_DEPTH} nivå vert ikkje teke imot."
+
+
+def nested_deeper(data: Any, limit: int) -> bool:
+    """Whether parsed JSON has values below `limit` levels of objects and arrays (walked level by level, not by
+    recursion)."""
+    level = [data]
+    for _ in range(limit + 1):
+        level = [child for value in level if isinstance(value, dict | list)
+                 for child in (value.values() if isinstance(value, dict) else value)]
+        if not level:
+            return False
+    return True
 
 
 def read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -291,12 +329,16 @@ def allow_browsers(app: web.Application, origins: list[str]) -> None:
         cors.add(route)
 
 
-def service_app(service: str, verifier: Verifier, ready_checks: dict[str, ReadyCheck]) -> web.Application:
-    """The base every service's app factory builds on: middlewares and the ops routes."""
+def service_app(service: str, verifier: Verifier, ready_checks: dict[str, ReadyCheck], *,
+                metrics_token: str | None = None, metrics_open: bool = False) -> web.Application:
+    """The base every service's app factory builds on: middlewares and the ops routes. /metrics answers those who
+    send metrics_token as a bearer token; without a token, everyone if metrics_open, else nobody (404)."""
     app = web.Application(middlewares=[request_context], client_max_size=256 * 1024)
     app[SERVICE] = service
     app[VERIFIER] = verifier
     app[READY_CHECKS] = ready_checks
+    app[METRICS_TOKEN] = metrics_token or None
+    app[METRICS_OPEN] = metrics_open
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -320,5 +362,12 @@ async def _readyz(request: web.Request) -> web.Response:
                              status=200 if ready else 503)
 
 
-async def _metrics(_: web.Request) -> web.Response:
+async def _metrics(request: web.Request) -> web.Response:
+    token = request.app[METRICS_TOKEN]
+    if token is None and not request.app[METRICS_OPEN]:
+        raise ApiError(404, "Metrikkane er avslegne: set METRICS_TOKEN for å hente dei.")
+    if token is not None and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                                     f"Bearer {token}".encode()):
+        raise ApiError(401, "Metrikkane krev METRICS_TOKEN som Bearer-token i Authorization-headeren.",
+                       headers={"WWW-Authenticate": "Bearer"})
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

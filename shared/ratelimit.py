@@ -3,6 +3,7 @@ own database, one write for all the hits that arrive together (a group commit)."
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 
 from aiohttp import web
 from pymongo import ReturnDocument, UpdateOne
@@ -12,10 +13,19 @@ from .batching import GroupCommit
 from .http import ApiError
 
 
-def client_ip(request: web.Request, trust_forwarded_for: bool) -> str:
-    """The caller's address; behind a reverse proxy the first X-Forwarded-For entry (only trust it behind one)."""
-    forwarded = request.headers.get("X-Forwarded-For") if trust_forwarded_for else None
-    return forwarded.split(",")[0].strip() if forwarded else (request.remote or "unknown")
+def client_ip(request: web.Request, trusted_proxies: int) -> str:
+    """The caller's address. Behind `trusted_proxies` reverse proxies, each appending the address it was reached
+    from to X-Forwarded-For, the caller is the entry that many from the right: entries further left were written by
+    the caller and may be anything. With fewer entries than proxies, or one that is no address, the peer is used."""
+    if trusted_proxies:
+        entries = [entry.strip() for header in request.headers.getall("X-Forwarded-For", [])
+                   for entry in header.split(",")]
+        if len(entries) >= trusted_proxies:
+            try:
+                return str(ip_address(entries[-trusted_proxies]))
+            except ValueError:
+                pass
+    return request.remote or "unknown"
 
 
 class RateLimits:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 
 from aiohttp import web
@@ -11,7 +12,7 @@ from .auth import Verifier
 from .bus import Bus
 from .http import Api, allow_browsers, service_app
 from .mongo import connect, database, ping
-from .settings import Settings
+from .settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
 SETTLE_S = 10.0  # a broker that does not confirm by then leaves the rest to the relay
@@ -90,6 +91,17 @@ async def _repeat(interval_s: float, job: Callable[[], Awaitable]) -> None:
         await asyncio.sleep(interval_s)
 
 
+def settings_or_exit(service: str) -> Settings:
+    """The settings a service starts with; if they may not be used (no JWT_SECRET, say), it stops at once with a
+    message that says what to set, not a traceback."""
+    settings = get_settings()
+    try:
+        settings.secret()
+    except SettingsError as exc:
+        sys.exit(f"{service} does not start: {exc}")
+    return settings
+
+
 def run(app: web.Application, settings: Settings, service: str, port: int) -> None:
     logs.configure(service, settings.log_level)
     log.info("starting %s on http://%s:%d", service, settings.host, port)
@@ -103,8 +115,11 @@ Setup = Callable[[web.Application, Runtime], Awaitable[None]]
 def create_service_app(service: str, settings: Settings, *, api: Api | None = None, setup: Setup | None = None,
                        ) -> web.Application:
     """An aiohttp app with the service's runtime started before it serves and stopped after it."""
+    verifier = Verifier(settings)  # first: refuses (SettingsError) a secret that may not be used
     runtime = Runtime(settings, service)
-    app = service_app(service, Verifier(settings), runtime.ready_checks)
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    app = service_app(service, verifier, runtime.ready_checks, metrics_token=metrics_token,
+                      metrics_open=settings.dev_mode)
     app[RUNTIME] = runtime
     if api is not None:
         api.install(app)

@@ -7,7 +7,7 @@ from aiohttp import web
 from shared.idempotency import ProcessedMessages
 from shared.outbox import Outbox
 from shared.ratelimit import RateLimits
-from shared.runtime import RUNTIME, Runtime, create_service_app, run
+from shared.runtime import RUNTIME, Runtime, create_service_app, run, settings_or_exit
 from shared.settings import Settings, get_settings
 
 from .routes import COMMENTS, api
@@ -48,5 +48,5 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit(SERVICE)
     run(create_app(settings), settings, SERVICE, settings.comments_port)

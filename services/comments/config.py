@@ -20,5 +20,3 @@ class CommentsConfig(BaseSettings):
     moderators: list[EmailStr] = Field(default_factory=list, description="Who hears about pending comments")
     # Pages are cached in-process and dropped on this instance's writes; other instances see them within the TTL.
     cache_ttl_s: float = Field(default=2.0, ge=0)
-    # Behind a reverse proxy the client IP is the first X-Forwarded-For entry; only trust it behind one.
-    trust_forwarded_for: bool = False

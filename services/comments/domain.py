@@ -291,18 +291,18 @@ class BadToken(ValueError):
     pass
 
 
-def sign(secret: str, purpose: Purpose, subject: str, ttl: timedelta | None = None,
+def sign(key: bytes, purpose: Purpose, subject: str, ttl: timedelta | None = None,
          now: datetime | None = None) -> str:
     claims: dict[str, Any] = {"sub": subject, "purpose": purpose.value}
     if ttl is not None:
         claims["exp"] = (now or datetime.now(UTC)) + ttl
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, key, algorithm="HS256")
 
 
-def verify(secret: str, purpose: Purpose, token: str | None, subject: str | None = None) -> str:
+def verify(key: bytes, purpose: Purpose, token: str | None, subject: str | None = None) -> str:
     """The token's subject, if the token is ours, unexpired, for this purpose (and this subject, when given)."""
     try:
-        claims = jwt.decode(token or "", secret, algorithms=["HS256"])
+        claims = jwt.decode(token or "", key, algorithms=["HS256"])
     except jwt.PyJWTError as exc:
         raise BadToken(str(exc)) from exc
     if claims.get("purpose") != purpose.value or not claims.get("sub") or subject not in (None, claims["sub"]):

@@ -30,7 +30,7 @@ def language(request: web.Request) -> Language:
 
 
 def client_ip(request: web.Request) -> str:
-    return shared_client_ip(request, request.app[COMMENTS].config.trust_forwarded_for)
+    return shared_client_ip(request, request.app[COMMENTS].settings.trusted_proxies)
 
 
 def thread_id_of(request: web.Request) -> str:

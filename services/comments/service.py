@@ -16,7 +16,7 @@ from shared.messages.comments import (CommentDeleted, CommentErasureRequested, C
 from shared.messages.common import Language
 from shared.outbox import Outbox
 from shared.ratelimit import RateLimits
-from shared.settings import Settings
+from shared.settings import KeyPurpose, Settings
 
 from . import domain, models
 from .cache import ThreadCache
@@ -27,6 +27,8 @@ from .models import (Created, Edited, ErasurePreview, Imported, NewComment, Page
 from .store import Duplicate, Store, after, identity
 
 SOURCE = "/moteplass/comments"
+KEY_PURPOSES = {Purpose.edit: KeyPurpose.comment_edit, Purpose.unsubscribe: KeyPurpose.comment_unsubscribe,
+                Purpose.erase: KeyPurpose.comment_erase}
 
 
 @dataclass
@@ -56,9 +58,9 @@ class Comments:
         """A thread's settings; a closed thread may take a cache TTL or two to refuse on other instances."""
         return await self.cache.get(thread_id, ("thread",), lambda: self.store.thread(thread_id))
 
-    @property
-    def secret(self) -> str:
-        return self.settings.jwt_secret.get_secret_value()
+    def key(self, purpose: Purpose) -> bytes:
+        """The key that signs this purpose's tokens: each its own, so that an edit token is no erasure token."""
+        return self.settings.key(KEY_PURPOSES[purpose])
 
     def publish_soon(self, doc: dict | None, collection: AsyncCollection | None = None) -> None:
         """Publish the document's outbox entries after the response; the relay retries whatever this misses."""
@@ -107,7 +109,7 @@ class Comments:
         info = {"comment_id": str(parent["_id"]), "author_name": parent["author_name"],
                 "language": parent.get("language", Language.nn)}
         if parent.get("notify_replies") and parent.get("email") and parent["email"] != doc.get("email"):
-            token = domain.sign(self.secret, Purpose.unsubscribe, str(parent["_id"]))
+            token = domain.sign(self.key(Purpose.unsubscribe), Purpose.unsubscribe, str(parent["_id"]))
             info |= {"email": parent["email"], "unsubscribe_url":
                      f"{self.settings.public_base_url}/comments/{parent['_id']}/unsubscribe?token={token}"}
         return ParentComment(**info)
@@ -203,7 +205,7 @@ class Comments:
         edit_until = now + timedelta(minutes=config.edit_minutes)
         shown = CommentStatus.pending if honeypot else status
         return Created(id=str(doc["_id"]), status=shown, html=doc["html"], message=text(f"thanks_{shown}", language),
-                       edit_token=domain.sign(self.secret, Purpose.edit, str(doc["_id"]), edit_until - now, now),
+                       edit_token=domain.sign(self.key(Purpose.edit), Purpose.edit, str(doc["_id"]), edit_until - now, now),
                        edit_until=edit_until)
 
     async def page(self, thread_id: str, sort: Sort, cursor: str | None, limit: int | None, language: Language
@@ -288,7 +290,7 @@ class Comments:
     def token_subject(self, purpose: Purpose, token: str | None, language: Language, subject: str | None = None
                       ) -> str:
         try:
-            return domain.verify(self.secret, purpose, token, subject)
+            return domain.verify(self.key(purpose), purpose, token, subject)
         except BadToken as exc:
             raise ApiError(403, text("token", language)) from exc
 
@@ -304,7 +306,7 @@ class Comments:
         await self.limit(f"erasure:{ip}", self.config.posts_per_minute, timedelta(minutes=1), language)
         if count := await self.store.count_by_email(email):
             expires_at = datetime.now(UTC) + domain.ERASE_LINK_TTL
-            token = domain.sign(self.secret, Purpose.erase, email, domain.ERASE_LINK_TTL)
+            token = domain.sign(self.key(Purpose.erase), Purpose.erase, email, domain.ERASE_LINK_TTL)
             event = make_event(CommentErasureRequested(
                 email=email, language=mail_language, comment_count=count, expires_at=expires_at,
                 erase_url=f"{self.settings.public_base_url}/erasure?token={token}"), source=SOURCE,

@@ -4,7 +4,7 @@ trail, dead-letter handling and one-click unsubscribe."""
 from aiohttp import web
 
 from shared.outbox import Outbox
-from shared.runtime import RUNTIME, Runtime, create_service_app, run
+from shared.runtime import RUNTIME, Runtime, create_service_app, run, settings_or_exit
 from shared.settings import Settings, get_settings
 
 from .consumers import BINDINGS, PREFETCH, Notifier
@@ -39,5 +39,5 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit(SERVICE)
     run(create_app(settings), settings, SERVICE, settings.notifications_port)

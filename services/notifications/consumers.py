@@ -32,7 +32,7 @@ from shared.messages.registration import (
     RegistrationPayload, RegistrationPromoted,
 )
 from shared.outbox import Outbox
-from shared.settings import Settings
+from shared.settings import KeyPurpose, Settings
 
 from . import domain
 from .domain import Mail, Status
@@ -214,7 +214,7 @@ class Notifier:
         if mail.unsubscribe_topic is None:
             return mail.unsubscribe_url
         token = domain.unsubscribe_token(mail.recipient, mail.unsubscribe_topic, mail.language,
-                                         self.settings.jwt_secret.get_secret_value())
+                                         self.settings.key(KeyPurpose.unsubscribe))
         return f"{self.settings.notifications_public_url.rstrip('/')}/unsubscribe?token={token}"
 
     async def send_due_reminders(self) -> int:

@@ -195,15 +195,15 @@ def is_permanent(code: int | None) -> bool:
     return code is not None and 500 <= code < 600 and code not in SETUP_REFUSALS
 
 
-def unsubscribe_token(email: str, topic: Unsubscribe, language: Language, secret: str) -> str:
+def unsubscribe_token(email: str, topic: Unsubscribe, language: Language, key: bytes) -> str:
     """A signed, non-expiring token: the link in a mail must keep working as long as the mails keep coming."""
-    return jwt.encode({"sub": email, "topic": topic.value, "lang": language.value}, secret, algorithm="HS256")
+    return jwt.encode({"sub": email, "topic": topic.value, "lang": language.value}, key, algorithm="HS256")
 
 
-def read_unsubscribe_token(token: str, secret: str) -> tuple[str, Unsubscribe, Language]:
+def read_unsubscribe_token(token: str, key: bytes) -> tuple[str, Unsubscribe, Language]:
     """Raises ValueError for a token that is forged, damaged or not an unsubscribe token."""
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "topic"]})
+        claims = jwt.decode(token, key, algorithms=["HS256"], options={"require": ["sub", "topic"]})
         return claims["sub"], Unsubscribe(claims["topic"]), Language(claims.get("lang", "nn"))
     except (jwt.PyJWTError, ValueError) as exc:
         raise ValueError(str(exc)) from exc

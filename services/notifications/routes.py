@@ -12,7 +12,7 @@ from shared.http import Api, ApiError
 from shared.messages import Language
 from shared.messages.notifications import NotificationKind
 from shared.runtime import RUNTIME
-from shared.settings import Settings
+from shared.settings import KeyPurpose, Settings
 
 from . import deadletters, domain
 from .consumers import Notifier
@@ -119,7 +119,7 @@ def _page(language: Language, body: str) -> web.Response:
 
 def _unsubscribe_token(request: web.Request, settings: Settings) -> tuple[str, domain.Unsubscribe, Language]:
     try:
-        return domain.read_unsubscribe_token(request.query.get("token", ""), settings.jwt_secret.get_secret_value())
+        return domain.read_unsubscribe_token(request.query.get("token", ""), settings.key(KeyPurpose.unsubscribe))
     except ValueError as exc:
         raise ApiError(400, "Lenkja for å melde seg av er ugyldig eller skadd.") from exc
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from shared.outbox import Outbox
 from shared.ratelimit import RateLimits
-from shared.runtime import RUNTIME, Runtime, create_service_app, run
+from shared.runtime import RUNTIME, Runtime, create_service_app, run, settings_or_exit
 from shared.settings import Settings, get_settings
 
 from .config import RegistrationConfig
@@ -61,5 +61,5 @@ def create_app(settings: Settings | None = None, config: RegistrationConfig | No
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit(SERVICE)
     run(create_app(settings), settings, SERVICE, settings.registration_port)

@@ -18,7 +18,5 @@ class RegistrationConfig(BaseSettings):
     # Public POSTs (registering, confirming, inviting) per client IP per minute, across instances. Generous: a whole
     # town hall registers from behind one NAT address.
     posts_per_minute: int = Field(default=600, ge=1)
-    # Behind a reverse proxy the client IP is the first X-Forwarded-For entry; only trust it behind one.
-    trust_forwarded_for: bool = False
     # How long a response is kept for replay under its Idempotency-Key.
     idempotency_hours: float = Field(default=24.0, gt=0)

@@ -46,7 +46,7 @@ async def rate_limit(request: web.Request) -> None:
     """Public POSTs per client IP per minute, counted across every instance."""
     config = request.app[CONFIG]
     await request.app[RATE_LIMITS].enforce(
-        client_ip(request, config.trust_forwarded_for), config.posts_per_minute, timedelta(minutes=1),
+        client_ip(request, flows(request).settings.trusted_proxies), config.posts_per_minute, timedelta(minutes=1),
         "For mange førespurnader frå denne adressa. Vent litt og prøv igjen.")
 
 

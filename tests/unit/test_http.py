@@ -57,7 +57,7 @@ async def test_invalid_fields_give_422_with_a_message_per_field():
 
 async def test_non_json_and_non_object_bodies_are_refused_readably():
     async with client() as c:
-        resp = await c.post("/people", data=b"{not json")
+        resp = await c.post("/people", data=b"{not json", headers={"Content-Type": "application/json"})
         assert resp.status == 400
         assert "JSON" in (await resp.json())["error"]["message"]
         resp = await c.post("/people", json=[1, 2])

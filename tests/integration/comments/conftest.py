@@ -14,17 +14,18 @@ from services.comments.config import CommentsConfig
 
 @pytest.fixture
 def config() -> CommentsConfig:
-    # Generous limits so a test meets only the limit it is about; X-Forwarded-For lets a test be many clients.
-    return CommentsConfig(posts_per_minute=1000, new_threads_per_hour=1000, trust_forwarded_for=True,
-                          moderators=["moderator@example.no"])
+    # Generous limits so a test meets only the limit it is about.
+    return CommentsConfig(posts_per_minute=1000, new_threads_per_hour=1000, moderators=["moderator@example.no"])
 
 
 @pytest.fixture
 def start_comments(start_service):
-    """Start the service with a configuration of the test's own; returns its base URL."""
+    """Start the service with a configuration of the test's own, behind one trusted proxy (so a test's
+    X-Forwarded-For makes it many clients); returns its base URL."""
 
     async def start(config: CommentsConfig) -> str:
-        return await start_service(lambda s: create_app(s, config), "comments")
+        return await start_service(lambda s: create_app(s.model_copy(update={"trusted_proxies": 1}), config),
+                                   "comments")
 
     return start
 

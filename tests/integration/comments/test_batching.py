@@ -11,8 +11,7 @@ from tests.integration.comments.test_erasure import stored
 
 
 async def test_a_burst_keeps_the_limit_the_duplicate_rule_and_every_event(start_comments, http, settings, tap):
-    base = await start_comments(CommentsConfig(posts_per_minute=3, new_threads_per_hour=1000,
-                                               trust_forwarded_for=True))
+    base = await start_comments(CommentsConfig(posts_per_minute=3, new_threads_per_hour=1000))
     await within_one_window()  # a burst across a minute boundary would be counted in two windows
     burst = [(comment(body=f"Innlegg {ip} {n}"), f"10.1.0.{ip}") for ip in (1, 2) for n in range(6)]
     burst += [(comment(body="Same tekst frå tre"), f"10.2.0.{ip}") for ip in range(3)]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from services.comments.config import CommentsConfig
+from shared.settings import KeyPurpose
 from tests.conftest import within_one_window
 from tests.integration.comments.conftest import comment
 from tests.unit.comments.xss import XSS, executable
@@ -106,7 +107,7 @@ async def test_the_same_text_twice_in_a_thread_is_refused(base, http):
 
 
 async def test_per_ip_limits_answer_429_with_retry_after(start_comments, http):
-    base = await start_comments(CommentsConfig(posts_per_minute=3, new_threads_per_hour=1, trust_forwarded_for=True))
+    base = await start_comments(CommentsConfig(posts_per_minute=3, new_threads_per_hour=1))
     await within_one_window()
     for n in range(3):
         assert (await post(http, base, comment(body=f"Kommentar {n}")))[0] == 201
@@ -272,7 +273,7 @@ async def test_moderation_needs_a_moderator_or_admin(base, http, admin_headers, 
     async with http.post(f"{base}/moderation/comments", json={"ids": ["x"], "action": "approve"}) as resp:
         assert resp.status == 401
     viewer = jwt.encode({"sub": "x", "role": "viewer", "exp": datetime.now(UTC) + timedelta(hours=1)},
-                        settings.jwt_secret.get_secret_value(), algorithm="HS256")
+                        settings.key(KeyPurpose.bearer), algorithm="HS256")
     bad = {"Authorization": f"Bearer {viewer}"}
     async with http.get(f"{base}/moderation/comments", headers=bad) as resp:
         assert resp.status == 403

@@ -20,7 +20,7 @@ def invitation(message: dict, raw: str) -> icalendar.Calendar:
 
 
 async def test_confirmed_registration_gets_one_mail_with_invitation_and_cancel_link(
-        settings, start_service, publish, mailbox, records):
+        settings, start_service, publish, mailbox, records, metrics_headers):
     base = await start_service(create_app, "notifications")
     to = address()
     data = confirmed(to)
@@ -40,7 +40,7 @@ async def test_confirmed_registration_gets_one_mail_with_invitation_and_cancel_l
 
     record = await eventually(lambda: records.find_one({"recipient": to, "status": "sent"}))
     assert record["kind"] == "confirmed" and record["attempts"] == 1 and record["sent_ts"]
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as resp:
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics", headers=metrics_headers) as resp:
         assert 'notifications_mails_total{kind="confirmed",outcome="sent"}' in await resp.text()
     async with aiohttp.ClientSession() as http, http.get(f"{base}/readyz") as resp:
         assert resp.status == 200

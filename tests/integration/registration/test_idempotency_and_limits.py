@@ -60,7 +60,7 @@ async def test_while_the_first_is_in_flight_the_same_key_is_409(settings, http, 
         assert "ikkje ferdig" in (await resp.json())["error"]["message"]
 
 
-async def test_public_posts_are_limited_per_client_address(http, start_service, create_event):
+async def test_public_posts_are_limited_per_client_address(http, start_service, create_event, settings):
     await create_event()
     limited = await start_service(registration_app(posts_per_minute=3), "registration", port=free_port())
     url = f"{limited}/events/innovasjonsjam/registrations"
@@ -71,8 +71,8 @@ async def test_public_posts_are_limited_per_client_address(http, start_service, 
     body, headers = refused[0]
     assert 1 <= int(headers["Retry-After"]) <= 60 and body["error"]["message"]
     # Another address (behind a trusted proxy) has its own count.
-    proxied = await start_service(registration_app(posts_per_minute=3, trust_forwarded_for=True), "registration",
-                                  port=free_port())
+    proxied = await start_service(registration_app(posts_per_minute=3), "registration", port=free_port(),
+                                  app_settings=settings.model_copy(update={"trusted_proxies": 1}))
     status, _, _ = await post(http, f"{proxied}/events/innovasjonsjam/registrations", person(8),
                               **{"X-Forwarded-For": "10.1.2.3"})
     assert status == 201
