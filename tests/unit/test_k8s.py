@@ -32,6 +32,8 @@ SECRET = "moteplass-secrets"
 NOT_WIRED = {
     "SMTP_CA_FILE": "only for an SMTP server with a private CA: mount the file and set it in the overlay",
     "JWT_JWKS_URL": "only when tokens come from an identity provider instead of JWT_SECRET",
+    "DEV_MODE": "local development only (make run); off by default, never on in a cluster",
+    "DEV_SECRET_FILE": "only read in dev mode",
 }
 
 
