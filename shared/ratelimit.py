@@ -57,15 +57,17 @@ class RateLimits:
             ends[ids[-1]] = datetime.fromtimestamp(start + seconds, UTC)
         batch = Counter(ids)
         keys = list(batch)
+        # A window is created with its expiry (a datetime, for the TTL index) from the upsert's equality filter,
+        # not $setOnInsert, which nx-27017 ignores in findAndModify (tests/store/divergences.py).
         if len(keys) == 1:  # the usual batch (one client's burst): one round trip that returns the count
             doc = await self.collection.find_one_and_update(
-                {"_id": keys[0]}, {"$inc": {"count": len(ids)}, "$setOnInsert": {"expires_at": ends[keys[0]]}},
+                {"_id": keys[0], "expires_at": ends[keys[0]]}, {"$inc": {"count": len(ids)}},
                 upsert=True, return_document=ReturnDocument.AFTER, projection={"count": 1})
             first = doc["count"] - len(ids)
             return [(first + n, ends[keys[0]]) for n in range(1, len(ids) + 1)]
         result = await self.collection.bulk_write(
-            [UpdateOne({"_id": doc_id}, {"$inc": {"count": n}, "$setOnInsert": {"expires_at": ends[doc_id]}},
-                       upsert=True) for doc_id, n in batch.items()], ordered=False)
+            [UpdateOne({"_id": doc_id, "expires_at": ends[doc_id]}, {"$inc": {"count": n}}, upsert=True)
+             for doc_id, n in batch.items()], ordered=False)
         # A window this batch opened holds exactly its hits (the usual case: no read). Others are read back;
         # another instance's hit landing in between makes a count high, never low: a limit may then refuse a
         # moment early, but never lets more through.

@@ -46,3 +46,16 @@ async def test_two_instances_share_one_limit(settings, limits):
     refused = [r for r in results if isinstance(r, ApiError)]
     assert len(refused) == 5
     assert all(r.status == 429 and 1 <= int(r.headers["Retry-After"]) <= 60 for r in refused)
+
+
+
+async def test_every_window_carries_its_expiry_for_the_ttl_index(limits):
+    """Made by the one-key path and by the batch path alike (nx-27017 ignores $setOnInsert in the first)."""
+    minute, hour = timedelta(minutes=1), timedelta(hours=1)
+    now = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=30, microsecond=0)
+    await limits.hit_many([("post:a", minute)], now)
+    await limits.hit_many([("post:a", minute), ("post:b", minute), ("thread:a", hour)], now)
+    windows = {doc["_id"].rsplit(":", 1)[0]: (doc["count"], doc["expires_at"])
+               async for doc in limits.collection.find()}
+    assert windows == {"post:a": (2, now + timedelta(seconds=30)), "post:b": (1, now + timedelta(seconds=30)),
+                       "thread:a": (1, now + timedelta(minutes=59, seconds=30))}
