@@ -47,28 +47,27 @@ def after(sort: Sort, cursor: str | None) -> dict:
     return branches[0] if len(branches) == 1 else {"$or": branches}
 
 
-# Fields a public page needs; the email, IP, fingerprint and outbox never leave the store on that path.
-PAGE_FIELDS = {"parent_id": 1, "author_name": 1, "html": 1, "created_at": 1, "edited_ts": 1, "status": 1,
-               "reply_count": 1, "root_id": 1, "depth": 1, "order": 1}
+# Times set after a comment is written are stored as Unix seconds (`edited_ts`): nx-27017 turns a datetime that an
+# update operator writes into a string (tests/store/divergences.py). Outside this module they are datetimes.
+LATER_TIMES = {"edited_at": "edited_ts", "moderated_at": "moderated_ts"}
 
 
-# The edit time is stored as Unix seconds (edited_ts) and read back as `edited_at`: nx-27017 turns a datetime
-# written by an update operator into a string without its timezone.
-def _written(changes: dict) -> dict:
-    if "edited_at" not in changes:
-        return changes
-    written = {k: v for k, v in changes.items() if k != "edited_at"}
-    return written | {"edited_ts": changes["edited_at"].timestamp()}
+def to_doc(fields: dict) -> dict:
+    return {LATER_TIMES.get(k, k): v.timestamp() if k in LATER_TIMES and v is not None else v
+            for k, v in fields.items()}
 
 
-def _read(doc: dict | None) -> dict | None:
-    if doc is not None and "edited_ts" in doc:
-        doc["edited_at"] = datetime.fromtimestamp(doc.pop("edited_ts"), UTC)
+def from_doc(doc: dict | None) -> dict | None:
+    if doc is not None:
+        for name, stored in LATER_TIMES.items():
+            if (seconds := doc.pop(stored, None)) is not None:
+                doc[name] = datetime.fromtimestamp(seconds, UTC)
     return doc
 
 
-def _read_all(docs: list[dict]) -> list[dict]:
-    return [_read(doc) for doc in docs]
+# Fields a public page needs; the email, IP, fingerprint and outbox never leave the store on that path.
+PAGE_FIELDS = {"parent_id": 1, "author_name": 1, "html": 1, "created_at": 1, "edited_ts": 1, "status": 1,
+               "reply_count": 1, "root_id": 1, "depth": 1, "order": 1}
 
 
 class Store:
@@ -100,9 +99,10 @@ class Store:
         return await self.threads.find_one({"_id": thread_id})
 
     async def change_thread(self, thread_id: str, changes: dict) -> dict:
-        return await self.threads.find_one_and_update(
-            {"_id": thread_id}, {"$set": changes, "$setOnInsert": {"created_at": datetime.now(UTC)}},
-            upsert=True, return_document=ReturnDocument.AFTER)
+        # Made first, then changed: a findAndModify upsert on nx-27017 would leave out created_at ($setOnInsert).
+        await self.ensure_thread(thread_id)
+        return await self.threads.find_one_and_update({"_id": thread_id}, {"$set": changes},
+                                                      return_document=ReturnDocument.AFTER)
 
     async def ensure_thread(self, thread_id: str) -> None:
         await self.threads.update_one({"_id": thread_id}, {"$setOnInsert": {"created_at": datetime.now(UTC)}},
@@ -118,12 +118,12 @@ class Store:
             doc.update(outbox.holding([outbox.entry(e) for e in events]))
         if not batch:
             return []
-        duplicates = await duplicates_in(self.comments.insert_many([doc for doc, _ in batch], ordered=False))
+        duplicates = await duplicates_in(self.comments.insert_many([to_doc(doc) for doc, _ in batch], ordered=False))
         return [i not in duplicates for i in range(len(batch))]
 
     async def get(self, comment_id: str) -> dict | None:
         oid = object_id(comment_id)
-        return None if oid is None else _read(await self.comments.find_one({"_id": oid}, {"outbox": 0}))
+        return None if oid is None else from_doc(await self.comments.find_one({"_id": oid}, {"outbox": 0}))
 
     async def known_author(self, email: str) -> bool:
         return await self.comments.find_one({"email": email, "status": CommentStatus.approved}, {"_id": 1}) is not None
@@ -132,16 +132,26 @@ class Store:
                      unset: tuple[str, ...] = ()) -> dict | None:
         """Apply changes if the comment still matches `expect`; None if it does not (someone was first). Raises
         Duplicate if the new text is already in the thread."""
-        update: dict = {"$set": _written(changes)}
+        update: dict = {"$set": to_doc(changes)}
         if events:
             update |= outbox.add([outbox.entry(e) for e in events])
         if unset:
             update["$unset"] = {field: "" for field in unset}
         try:
-            return _read(await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
-                                                                 return_document=ReturnDocument.AFTER))
+            doc = await self.comments.find_one_and_update({"_id": comment_id, **expect}, update,
+                                                          return_document=ReturnDocument.AFTER)
         except DuplicateKeyError as exc:
             raise Duplicate() from exc
+        # nx-27017 answers a write that the unique index refuses as a miss, without an error: tell them apart.
+        if doc is None and "fingerprint" in changes and await self._text_taken(comment_id, changes["fingerprint"]):
+            raise Duplicate()
+        return from_doc(doc)
+
+    async def _text_taken(self, comment_id: ObjectId, fingerprint: str) -> bool:
+        own = await self.comments.find_one({"_id": comment_id}, {"thread_id": 1})
+        return own is not None and await self.comments.find_one(
+            {"thread_id": own["thread_id"], "fingerprint": fingerprint, "_id": {"$ne": comment_id}},
+            {"_id": 1}) is not None
 
     async def count_replies(self, comment_id: str, delta: int) -> None:
         await self.comments.update_one({"_id": ObjectId(comment_id)}, {"$inc": {"reply_count": delta}})
@@ -162,14 +172,14 @@ class Store:
 
     async def page(self, thread_id: str, sort: Sort, after: dict, limit: int) -> list[dict]:
         cursor = self.comments.find({"thread_id": thread_id, "depth": 0, "listed": True, **after}, PAGE_FIELDS)
-        return _read_all(await cursor.sort(SORT_KEYS[sort]).limit(limit).to_list())
+        return [from_doc(doc) for doc in await cursor.sort(SORT_KEYS[sort]).limit(limit).to_list()]
 
     async def descendants(self, root_ids: list[str]) -> list[dict]:
         """Every listed reply under the given top-level comments, in one query."""
         if not root_ids:
             return []
-        return _read_all(await self.comments.find({"root_id": {"$in": root_ids}, "listed": True},
-                                                  PAGE_FIELDS).to_list())
+        docs = await self.comments.find({"root_id": {"$in": root_ids}, "listed": True}, PAGE_FIELDS).to_list()
+        return [from_doc(doc) for doc in docs]
 
     async def counts(self, thread_ids: list[str]) -> dict[str, int]:
         cursor = await self.comments.aggregate([
@@ -184,11 +194,11 @@ class Store:
 
     async def queue(self, status: CommentStatus, after: dict, limit: int) -> list[dict]:
         cursor = self.comments.find({"status": status, **after}, {"outbox": 0, "fingerprint": 0})
-        return _read_all(await cursor.sort(SORT_KEYS[Sort.oldest]).limit(limit).to_list())
+        return [from_doc(doc) for doc in await cursor.sort(SORT_KEYS[Sort.oldest]).limit(limit).to_list()]
 
     async def thread_comments(self, thread_id: str) -> list[dict]:
         cursor = self.comments.find({"thread_id": thread_id}, {"outbox": 0})
-        return _read_all(await cursor.sort(SORT_KEYS[Sort.oldest]).to_list())
+        return [from_doc(doc) for doc in await cursor.sort(SORT_KEYS[Sort.oldest]).to_list()]
 
     async def count_by_email(self, email: str) -> int:
         return await self.comments.count_documents({"email": email})

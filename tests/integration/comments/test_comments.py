@@ -364,3 +364,27 @@ async def test_an_address_our_mail_server_cannot_take_is_refused_only_where_it_w
     assert status == 201
     async with http.post(f"{base}/erasure/requests", json={"email": "ærlig@bærum.no"}) as resp:
         assert resp.status == 422 and "Bruk ei anna e-postadresse" in (await resp.json())["error"]["details"][0]["message"]
+
+
+async def test_an_edit_keeps_its_time_and_is_refused_a_text_already_in_the_thread(base, http, moderator_headers):
+    first = await published(http, base, moderator_headers, body="Første tekst")
+    status, created, _ = await post(http, base, comment(body="Andre tekst"))
+    token = {"X-Edit-Token": created["edit_token"]}
+    async with http.patch(f"{base}/comments/{created['id']}", json={"body": "første  TEKST"}, headers=token) as resp:
+        assert resp.status == 409
+        assert (await resp.json())["error"]["message"] == "Du har alt skrive akkurat denne kommentaren her."
+    before = datetime.now(UTC)
+    async with http.patch(f"{base}/comments/{first}", json={"body": "Retta"}, headers=token) as resp:
+        assert resp.status == 403  # another comment's token
+    status, mine, _ = await post(http, base, comment(body="Tredje tekst"))
+    await moderate(http, base, moderator_headers, "approve", mine["id"])
+    async with http.patch(f"{base}/comments/{mine['id']}", json={"body": "Tredje, retta"},
+                          headers={"X-Edit-Token": mine["edit_token"]}) as resp:
+        assert resp.status == 200
+    await moderate(http, base, moderator_headers, "approve", mine["id"])
+    edited = {c["id"]: c["edited_at"] for c in (await get(http, base))["comments"]}[mine["id"]]
+    assert before <= datetime.fromisoformat(edited) <= datetime.now(UTC)  # an aware time, as written
+    async with http.get(f"{base}{URL.removesuffix('/comments')}/export", headers=moderator_headers) as resp:
+        assert resp.status == 200
+        exported = {c["id"]: c for c in (await resp.json())["comments"]}
+    assert datetime.fromisoformat(exported[mine["id"]]["edited_at"]) == datetime.fromisoformat(edited)
