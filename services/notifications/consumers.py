@@ -171,7 +171,8 @@ class Notifier:
         except DeliveryError as exc:
             if not exc.permanent:
                 MAILS.labels(mail.kind.value, Status.retrying.value).inc()
-                await self.store.release(record, time.time(), str(exc))
+                # Let go of the claim (for the message's next delivery to take at once), store willing.
+                await self._patiently(lambda: self.store.release(record, time.time(), str(exc)), self.lease_s)
                 raise
             log.warning("mail refused for good", extra={"kind": mail.kind, "error": str(exc)})
             MAILS.labels(mail.kind.value, Status.failed.value).inc()

@@ -29,7 +29,6 @@ LOCALES = {Language.nn: "nn", Language.nb: "nb", Language.en: "en_GB"}
 DAY = {Language.nn: "EEEE d. MMMM y 'kl.'", Language.nb: "EEEE d. MMMM y 'kl.'", Language.en: "EEEE d MMMM y,"}
 # Norwegian style writes "kl. 10.00"; English "10:00".
 CLOCK = {Language.nn: "HH.mm", Language.nb: "HH.mm", Language.en: "HH:mm"}
-ICS_DOMAIN = "moteplass.no"
 # Longer names are shortened in the To header (only): it must stay far below SMTP's line limit unfolded.
 HEADER_NAME_MAX = 80
 
@@ -150,7 +149,6 @@ class _Wire(email.policy.Compat32):
                 and "\r" not in value and "\n" not in value:
             return f"{name}: {value}{self.linesep}"
         return super()._fold(name, value, sanitize)
-
 
     # With SMTPUTF8 (RFC 6532) a header may hold UTF-8 as it is: only an address needs it (everything else is
     # encoded beforehand), and an address cannot be an encoded word.
