@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import logs
 from .auth import AuthError, Role, Verifier
+from .mongo import unavailable as store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # JSON bodies nest no deeper than this: no route takes more than a few levels, and a deeper document only costs.
 MAX_JSON_DEPTH = 32
 JSON_TYPES = ("application/json",)
+RETRY_AFTER_S = 5  # what a 503 for a store outage asks the client to wait
 
 # Norwegian (nn) field messages for the errors a form is most likely to meet; pydantic's own text goes along.
 FIELD_MESSAGES = {
@@ -132,7 +134,11 @@ async def _errors_as_json(request: web.Request, handler) -> web.StreamResponse:
             raise
         message = {404: "Fann ikkje det du leitar etter.", 405: "Metoden er ikkje tillaten her."}.get(exc.status, exc.reason)
         return json_error(exc.status, message, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
-    except Exception:
+    except Exception as exc:
+        if store_unavailable(exc):  # a dependency's outage, not a bug: the client may try again shortly
+            log.warning("store unavailable: %r", exc)
+            return json_error(503, "Tenesta er mellombels utilgjengeleg. Prøv igjen om litt.",
+                              headers={"Retry-After": str(RETRY_AFTER_S)})
         log.exception("unhandled error")
         return json_error(500, "Noko gjekk gale hos oss. Prøv igjen seinare.")
 

@@ -5,14 +5,25 @@ from collections.abc import Awaitable
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
 from .settings import Settings
 
 
 def connect(settings: Settings) -> AsyncMongoClient:
-    # tz_aware: datetimes come back as aware UTC, so they compare with the aware ones the domain uses.
-    return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    # tz_aware: datetimes come back as aware UTC, so they compare with the aware ones the domain uses. A store
+    # that is away fails a request within seconds (server selection, connecting), not after PyMongo's 20-30 s.
+    return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether an error (or one it was raised from) says the store could not be reached or did not answer in time
+    (AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError, …): worth trying again later, not a bug."""
+    while exc is not None:
+        if isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def database(client: AsyncMongoClient, settings: Settings, service: str) -> AsyncDatabase:
