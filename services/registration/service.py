@@ -120,15 +120,16 @@ class Registrations:
         return changed
 
     async def cancel_event(self, slug: str) -> dict:
+        """Cancel a møteplass, then its registrations; cut short after the first write, the reconciler (or the same
+        request again) cancels the registrations."""
         event = await self.event(slug)
-        if event["status"] == EventStatus.cancelled:
-            return event
-        entries = [self._entry(EventCancelled(event=self._info(event), changed=["status"]), slug)]
-        cancelled = await self._set_status(event, EventStatus.cancelled, entries)
+        if event["status"] != EventStatus.cancelled:
+            entries = [self._entry(EventCancelled(event=self._info(event), changed=["status"]), slug)]
+            event = await self._set_status(event, EventStatus.cancelled, entries)
         await self.store.mark_all_cancelling(slug, CANCELLABLE, "event_cancelled")
         async for registration in self.store.stuck((Status.cancelling,), now(), slug):
             await self._finish_cancel(registration)
-        return cancelled
+        return event
 
     # Registering
 
@@ -496,6 +497,12 @@ class Registrations:
         remove registrations whose email was never confirmed."""
         before = now() - grace
         await self.store.delete_expired_pending(now())
+        # All in one read (not one per event): every step below is a compare-and-set or idempotent, so an event
+        # read a moment earlier is as good.
+        upcoming = await self.store.upcoming_events(now())
+        for event in upcoming:
+            if event["status"] == EventStatus.cancelled:  # a cancel cut short may have left registrations active
+                await self.store.mark_all_cancelling(event["_id"], CANCELLABLE, "event_cancelled")
         async for registration in self.store.stuck((Status.allocating,), before):
             try:
                 await self._allocate(await self.event(registration["event_slug"]), registration)
@@ -506,9 +513,6 @@ class Registrations:
         async for registration in self.store.stuck((Status.erasing,), before):
             await self._finish_erase(registration)
         await self._settle_invite_claims()
-        # All in one read (not one per event): every step below is a compare-and-set or idempotent, so an event
-        # read a moment earlier is as good.
-        upcoming = await self.store.upcoming_events(now())
         places = {event["_id"]: {("seats", rid) for rid in event["seats"]}
                   | {("waitlist", rid) for rid in event["waitlist"]} for event in upcoming}
         self._sound = {slug: self._sound.get(slug, set()) & held for slug, held in places.items()}

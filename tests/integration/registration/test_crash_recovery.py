@@ -160,3 +160,20 @@ async def test_crash_after_claiming_a_guest_code_gives_the_code_back(settings, s
         assert status == 409 and time.monotonic() < deadline, (status, body)  # "already used", until given back
         await asyncio.sleep(0.1)
     assert body["status"] == "confirmed"
+
+
+async def test_crash_while_cancelling_a_møteplass_cancels_its_registrations_in_the_next_instance(
+        settings, start_service, tap, http, admin_headers):
+    base, flows = await start_doomed(start_service, settings)
+    assert (await post(http, f"{base}/events", event_body(capacity=1), admin_headers))[0] == 201
+    _, holder = await post(http, f"{base}/events/innovasjonsjam/registrations", person(1))
+    _, waiting = await post(http, f"{base}/events/innovasjonsjam/registrations", person(2))
+    flows.store.mark_all_cancelling = crash  # the møteplass is cancelled, its registrations never marked
+    async with http.post(f"{base}/events/innovasjonsjam/cancel", headers=admin_headers) as resp:
+        assert resp.status == 500
+    assert (await registration_doc(settings, holder["id"]))["status"] == "confirmed"
+
+    await start_service(registration_app(), "registration", port=free_port())
+    cancelled = await tap.wait_for("registration.cancelled", count=2, timeout_s=20)
+    assert {m["data"]["registration_id"] for m in cancelled} == {holder["id"], waiting["id"]}
+    assert not tap.of_type("registration.promoted")
