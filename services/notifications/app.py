@@ -7,9 +7,10 @@ from shared.outbox import Outbox
 from shared.runtime import RUNTIME, Runtime, create_service_app, run, settings_or_exit
 from shared.settings import Settings, get_settings
 
-from .consumers import BINDINGS, PREFETCH, Notifier
+from .consumers import BINDINGS, PREFETCH, handler
 from .mailer import Mailer
 from .routes import NOTIFIER, SERVICE, api
+from .service import Notifier
 from .store import Store
 
 
@@ -19,7 +20,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     async def setup(_: web.Application, runtime: Runtime) -> None:
         await notifier.store.ensure_indexes()
         await relay.ensure_indexes()
-        await runtime.bus.consume(SERVICE, BINDINGS, notifier.handle, prefetch=PREFETCH)
+        await runtime.bus.consume(SERVICE, BINDINGS, handler(notifier), prefetch=PREFETCH)
         runtime.every(settings.relay_interval_s, relay.sweep)
         # The reminder sweep shares the relay's pace: both look for work that has come due in the store.
         runtime.every(settings.relay_interval_s, notifier.send_due_reminders)

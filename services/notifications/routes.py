@@ -15,7 +15,7 @@ from shared.runtime import RUNTIME
 from shared.settings import KeyPurpose, Settings
 
 from . import deadletters, domain
-from .consumers import Notifier
+from .service import Notifier
 from .domain import Status
 
 SERVICE = "notifications"
