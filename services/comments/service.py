@@ -5,7 +5,6 @@ cache that their writes drop."""
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pymongo.asynchronous.collection import AsyncCollection
 
 from shared import addresses, logs
 from shared.batching import GroupCommit
@@ -24,7 +23,7 @@ from .config import CommentsConfig
 from .domain import Action, BadCursor, BadToken, Purpose, Sort, text
 from .models import (Created, Edited, ErasurePreview, Imported, NewComment, Page, Queue, QueuedComment, QueueQuery,
                      ThreadExport, ThreadInfo)
-from .store import Duplicate, Store, after, identity
+from .store import Collection, Duplicate, Store, after, identity
 
 SOURCE = "/moteplass/comments"
 KEY_PURPOSES = {Purpose.edit: KeyPurpose.comment_edit, Purpose.unsubscribe: KeyPurpose.comment_unsubscribe,
@@ -62,7 +61,7 @@ class Comments:
         """The key that signs this purpose's tokens: each its own, so that an edit token is no erasure token."""
         return self.settings.key(KEY_PURPOSES[purpose])
 
-    def publish_soon(self, doc: dict | None, collection: AsyncCollection | None = None) -> None:
+    def publish_soon(self, doc: dict | None, collection: Collection | None = None) -> None:
         """Publish the document's outbox entries after the response; the relay retries whatever this misses."""
         if doc and doc.get("outbox"):
             self._flushing.add((self.store.comments if collection is None else collection, doc["_id"], doc["outbox"]))
@@ -71,8 +70,8 @@ class Comments:
         """Once what publish_soon was given is published (or left to the relay, should the broker fail)."""
         await self._flushing.settled()
 
-    async def _flush_many(self, batch: list[tuple[AsyncCollection, object, list[dict]]]) -> list[None]:
-        by_collection: dict[str, tuple[AsyncCollection, list]] = {}
+    async def _flush_many(self, batch: list[tuple[Collection, object, list[dict]]]) -> list[None]:
+        by_collection: dict[str, tuple[Collection, list]] = {}
         for collection, doc_id, entries in batch:
             by_collection.setdefault(collection.name, (collection, []))[1].append((doc_id, entries))
         for collection, docs in by_collection.values():

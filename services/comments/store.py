@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -15,6 +16,10 @@ from shared.messages.comments import CommentStatus
 from shared.mongo import drop_retired_indexes, duplicates_in
 
 from .domain import SORT_KEYS, Sort, decode_cursor
+
+
+# A collection whose documents carry an outbox (the service names which one to publish from).
+Collection = AsyncCollection
 
 
 class Duplicate(Exception):

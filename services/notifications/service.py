@@ -20,7 +20,6 @@ import time
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
-from pymongo.errors import ConnectionFailure
 
 from shared import outbox
 from shared.batching import GroupCommit
@@ -38,7 +37,7 @@ from . import domain
 from .domain import Mail, Status
 from .mailer import DeliveryError, Mailer
 from .render import Outgoing, compose
-from .store import Store
+from .store import Store, Unavailable
 
 log = logging.getLogger(__name__)
 SOURCE = "/moteplass/notifications"
@@ -92,7 +91,7 @@ class Notifier:
         while True:
             try:
                 return await step()
-            except ConnectionFailure:
+            except Unavailable:
                 if time.monotonic() + pause > deadline:
                     raise
                 log.warning("the store does not answer; trying again", exc_info=True)

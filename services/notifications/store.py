@@ -14,13 +14,18 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from shared.mongo import drop_retired_indexes, duplicates_in
 from shared.outbox import FIELD as OUTBOX, add as outbox_add, holding as outbox_holding
 
 from . import domain
 from .domain import Mail, Status
+
+
+# The error of a store that does not answer, which callers wait out: named here, the one module that knows the
+# driver.
+Unavailable = ConnectionFailure
 
 
 def key(message_id: str, mail: Mail) -> dict:
