@@ -13,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from .bus import Bus
 from .messages import CloudEvent
+from .messages.envelope import also_published
 
 log = logging.getLogger(__name__)
 FIELD = "outbox"
@@ -26,9 +27,14 @@ REMEMBER_PUBLISHED_S = 120.0
 
 
 def entry(event: CloudEvent) -> dict:
-    """The outbox entry to append (see `add`) in the same update as the state change."""
-    return {"id": event.id, "type": event.type, "routing_key": event.routing_key,
-            "body": event.model_dump_json(), "created_at": datetime.now(UTC)}
+    """The outbox entry to append (see `add`) in the same update as the state change. It carries the message in
+    every version still published (a new major version and, for a stated overlap, the one it replaces), so they go
+    out together, from the same write."""
+    return {**_wire(event), "created_at": datetime.now(UTC), "also": [_wire(older) for older in also_published(event)]}
+
+
+def _wire(event: CloudEvent) -> dict:
+    return {"id": event.id, "type": event.type, "routing_key": event.routing_key, "body": event.model_dump_json()}
 
 
 def add(entries: list[dict]) -> dict:
@@ -123,7 +129,9 @@ class Outbox:
             claim = self._publishing[entry_id] = asyncio.get_running_loop().create_future()
             published = False
             try:
-                await self.bus.publish_raw(item["routing_key"], item["body"].encode(), entry_id, item["type"])
+                for message in [item, *item.get("also", [])]:  # the versions it is published in, newest first
+                    await self.bus.publish_raw(message["routing_key"], message["body"].encode(), message["id"],
+                                               message["type"])
                 published = True
             except Exception as exc:
                 return done, exc

@@ -9,10 +9,12 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from .common import Language
-from .envelope import SECRET_LINK, Payload, personal
+from .envelope import SECRET_LINK, URI, Payload, personal
 
 
 class CommentStatus(StrEnum):
+    """Where a comment stands. Open: a later producer may add statuses; show a comment only when it is approved."""
+
     pending = "pending"
     approved = "approved"
     rejected = "rejected"
@@ -28,7 +30,7 @@ class ParentComment(BaseModel):
     author_name: personal(str, "Display name of the parent comment's author (shown publicly with the comment)")
     language: Language = Language.nn
     email: personal(EmailStr | None, "Where to mail the reply notice; only set when its author opted in") = None
-    unsubscribe_url: personal(str | None, SECRET_LINK + " (turns reply mails off for that comment)") = None
+    unsubscribe_url: personal(str | None, SECRET_LINK + " (turns reply mails off for that comment)", **URI) = None
 
 
 class CommentPayload(Payload):
@@ -37,7 +39,7 @@ class CommentPayload(Payload):
     author_name: personal(str, "Display name, shown publicly with the comment")
     language: Language = Language.nn
     excerpt: str = Field(description="The start of the comment as plain text (no markup)")
-    url: str = Field(description="Public link to the comment on its page")
+    url: str = Field(description="Public link to the comment on its page", json_schema_extra=URI)
     status: CommentStatus
     parent: ParentComment | None = None
 
@@ -45,8 +47,9 @@ class CommentPayload(Payload):
 class CommentSubmitted(CommentPayload):
     event_type = "comment.submitted.v1"
     summary = "A comment waits for moderation: tell the moderators."
-    moderation_url: str = Field(description="Link to the moderation queue")
-    held_because: Literal["pre_moderation", "too_many_links"] = "pre_moderation"
+    moderation_url: str = Field(description="Link to the moderation queue", json_schema_extra=URI)
+    held_because: Literal["pre_moderation", "too_many_links"] = Field(
+        "pre_moderation", description="Why it waits. Open: treat a reason you do not know as pre-moderation.")
     moderator_emails: list[personal(EmailStr, "A moderator to tell")] = Field(default_factory=list)
 
 
@@ -66,7 +69,8 @@ class CommentDeleted(Payload):
                "replies.")
     thread_id: str
     comment_id: str
-    by: Literal["author", "moderator", "erasure"]
+    by: Literal["author", "moderator", "erasure"] = Field(
+        description="Who deleted it. Open: a deletion is a deletion whoever did it.")
     placeholder: bool = Field(description="True when the comment stays as 'Kommentaren er sletta' above its replies")
 
 
@@ -77,5 +81,5 @@ class CommentErasureRequested(Payload):
     email: personal(EmailStr, "Whom to mail the link: the address whose comments the link erases")
     language: Language = Language.nn
     comment_count: int = Field(ge=1)
-    erase_url: personal(str, SECRET_LINK)
+    erase_url: personal(str, SECRET_LINK, **URI)
     expires_at: AwareDatetime

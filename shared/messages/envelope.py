@@ -1,7 +1,7 @@
 """CloudEvents 1.0 structured-mode envelope, generic over its typed payload."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,14 +11,21 @@ TYPE_PREFIX = "no.moteplass."
 # Marks a field as personal data in the JSON Schema / AsyncAPI document, so subscribers know what GDPR covers.
 PERSONAL = {"x-personal-data": True}
 SECRET_LINK = "Personal link holding a secret token; only the addressee may see it"
+URI = {"format": "uri"}
 
 
 class Payload(BaseModel):
-    """A message's data. Subclasses name their CloudEvents type; the routing key is derived from it."""
+    """A message's data. Subclasses name their CloudEvents type; the routing key is derived from it.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Open to additions (the README's evolution policy): a newer producer may add optional fields within a version,
+    and readers ignore the fields they do not know."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
     event_type: ClassVar[str]  # e.g. "registration.confirmed.v1"
     summary: ClassVar[str] = ""
+    # A new major version names the one it replaces and until when that one is still published beside it.
+    replaces: ClassVar[type["Payload"] | None] = None
+    replaces_until: ClassVar[date | None] = None
 
 
 P = TypeVar("P", bound=Payload)
@@ -28,14 +35,16 @@ class CloudEvent(BaseModel, Generic[P]):
     model_config = ConfigDict(extra="allow")
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1,
+                    description="Unique per message: a redelivered or republished message keeps it (deduplicate on it)")
     source: str
     type: str
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
     subject: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
-    # Extension attribute: the HTTP request that caused the event, for tracing across services.
-    correlationid: str | None = None
+    # Extension attribute: the HTTP request or the message that caused the event, for tracing across services.
+    correlationid: str | None = Field(None, description="The request id of the HTTP request, or the correlation id "
+                                                        "of the message, that caused this event")
     data: P
 
     @property
@@ -67,9 +76,22 @@ def make_event(
     )
 
 
-def personal(annotation: Any, description: str = "Personal data") -> Any:
-    """Annotate a payload field as personal data (shown in the generated schemas)."""
-    return Annotated[annotation, Field(description=description, json_schema_extra=PERSONAL)]
+def also_published(event: CloudEvent) -> list[CloudEvent]:
+    """The same message in the older major version its type replaces, while that is still published beside it
+    (its id derived from this one's, so a republished pair deduplicates like any message)."""
+    older = type(event.data).replaces
+    if older is None or datetime.now(UTC).date() > type(event.data).replaces_until:
+        return []
+    derived_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.id}#{older.event_type}"))
+    return [CloudEvent[older](**event.model_dump(exclude={"id", "type", "data"}), id=derived_id, type=type_of(older),
+                              data=older.model_validate(event.data.model_dump()))]
 
 
-__all__ = ["CloudEvent", "Payload", "make_event", "personal", "routing_key_of", "type_of", "TYPE_PREFIX"]
+def personal(annotation: Any, description: str = "Personal data", **schema: Any) -> Any:
+    """Annotate a payload field as personal data (shown in the generated schemas), with more schema keywords if
+    given (e.g. URI)."""
+    return Annotated[annotation, Field(description=description, json_schema_extra={**PERSONAL, **schema})]
+
+
+__all__ = ["CloudEvent", "Payload", "URI", "also_published", "make_event", "personal", "routing_key_of", "type_of",
+           "TYPE_PREFIX"]

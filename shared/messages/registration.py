@@ -1,13 +1,13 @@
 """Messages published by the registration service (routing keys registration.* and event.*)."""
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from .common import Language
-from .envelope import SECRET_LINK, Payload, personal
+from .envelope import SECRET_LINK, URI, Payload, personal
 
 
 def calendar_uid(event_slug: str, registration_id: str) -> str:
@@ -17,6 +17,9 @@ def calendar_uid(event_slug: str, registration_id: str) -> str:
 
 
 class RegistrationStatus(StrEnum):
+    """Where a registration stands. Open: a later producer may add statuses; treat one you do not know as holding
+    no seat."""
+
     pending_confirmation = "pending_confirmation"
     confirmed = "confirmed"
     waitlisted = "waitlisted"
@@ -36,7 +39,7 @@ class EventInfo(BaseModel):
     address: str | None = None
     timezone: str = "Europe/Oslo"
     language: Language = Language.nn
-    url: str | None = None
+    url: str | None = Field(None, description="The møteplass's public page", json_schema_extra=URI)
     # Bumped on every change of time or place: calendar invites use it as their SEQUENCE.
     sequence: int = 0
 
@@ -48,13 +51,13 @@ class RegistrationPayload(Payload):
     email: personal(EmailStr)
     language: Language
     status: RegistrationStatus
-    manage_url: personal(str | None, SECRET_LINK) = None
+    manage_url: personal(str | None, SECRET_LINK, **URI) = None
 
 
 class RegistrationPending(RegistrationPayload):
     event_type = "registration.pending.v1"
     summary = "A registration waits for its email address to be confirmed (double opt-in)."
-    confirm_url: personal(str, SECRET_LINK)
+    confirm_url: personal(str, SECRET_LINK, **URI)
     expires_at: AwareDatetime
 
 
@@ -74,13 +77,26 @@ class RegistrationPromoted(RegistrationPayload):
     summary = "A seat freed and the first on the waiting list now holds it."
 
 
-class RegistrationCancelled(RegistrationPayload):
+class Cancellation(RegistrationPayload):
+    reason: Literal["participant", "admin", "event_cancelled", "left_waiting_list"] = Field(
+        "participant", description="Who or what cancelled it. Open: treat a reason you do not know as \"admin\".")
+
+
+class RegistrationCancelledV1(Cancellation):
     event_type = "registration.cancelled.v1"
-    summary = "A registration was cancelled (by the participant, an admin, or because the møteplass was cancelled)."
-    reason: Literal["participant", "admin", "event_cancelled", "left_waiting_list"] = "participant"
+    summary = ("A registration was cancelled (by the participant, an admin, or because the møteplass was cancelled). "
+               "Replaced by registration.cancelled.v2, and published beside it until 2027-06-30.")
+
+
+class RegistrationCancelled(Cancellation):
+    event_type = "registration.cancelled.v2"
+    summary = ("A registration was cancelled (by the participant, an admin, or because the møteplass was cancelled), "
+               "with what it was before.")
+    replaces = RegistrationCancelledV1
+    replaces_until = date(2027, 6, 30)
     previous_status: RegistrationStatus | None = Field(
         None, description="What the registration was before it was cancelled: only a seat (confirmed, checked_in) "
-                          "came with a calendar invitation to withdraw. None from producers that predate it.")
+                          "came with a calendar invitation to withdraw. None when that was not recorded.")
 
 
 class RegistrationCheckedIn(RegistrationPayload):
@@ -94,7 +110,8 @@ class RegistrationErased(Payload):
     registration_id: str
     event_slug: str
     email: personal(EmailStr, "Whose copies to delete")
-    reason: Literal["request", "retention"]
+    reason: Literal["request", "retention"] = Field(
+        description="Why: the person asked, or the retention period ended. Open: erase whatever the reason.")
 
 
 class GuestInvited(Payload):
@@ -106,7 +123,7 @@ class GuestInvited(Payload):
     municipality: str
     guest_email: personal(EmailStr)
     language: Language
-    invite_url: personal(str, SECRET_LINK)
+    invite_url: personal(str, SECRET_LINK, **URI)
 
 
 class EventChange(Payload):

@@ -3,6 +3,7 @@ the test exchange that records every message published."""
 
 import asyncio
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +35,9 @@ class BusTap:
         self.messages.append(json.loads(message.body))
 
     def of_type(self, kind: str) -> list[dict]:
-        return [m for m in self.messages if m["type"] == f"no.moteplass.{kind}.v1"]
+        """Messages of a routing key; v1 unless `kind` names its version (e.g. registration.cancelled.v2)."""
+        versioned = kind if re.search(r"\.v\d+$", kind) else f"{kind}.v1"
+        return [m for m in self.messages if m["type"] == f"no.moteplass.{versioned}"]
 
     async def wait_for(self, kind: str, count: int = 1, timeout_s: float = 10, registration_id: str | None = None
                        ) -> list[dict]:

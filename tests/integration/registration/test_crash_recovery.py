@@ -127,7 +127,7 @@ async def test_crash_while_cancelling_is_finished_and_the_seat_passed_on(setting
     assert (await registration_doc(settings, holder["id"]))["status"] == "cancelling"
 
     await start_service(registration_app(), "registration", port=free_port())
-    [cancelled] = await tap.wait_for("registration.cancelled")
+    [cancelled] = await tap.wait_for("registration.cancelled.v2")
     [promoted] = await tap.wait_for("registration.promoted")
     assert cancelled["data"]["registration_id"] == holder["id"]
     assert promoted["data"]["registration_id"] == waiting["id"]

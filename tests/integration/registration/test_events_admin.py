@@ -67,7 +67,7 @@ async def test_cancelling_the_event_cancels_every_registration(http, base, tap, 
         assert resp.status == 200
         assert (await resp.json())["status"] == "cancelled"
     await tap.wait_for("event.cancelled")
-    cancelled = await tap.wait_for("registration.cancelled", 2)
+    cancelled = await tap.wait_for("registration.cancelled.v2", 2)
     assert {m["data"]["registration_id"] for m in cancelled} == {first["id"], second["id"]}
     assert {m["data"]["reason"] for m in cancelled} == {"event_cancelled"}
     # What each was before, so that only the seat holder's calendar entry is withdrawn.
