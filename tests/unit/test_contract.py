@@ -93,7 +93,9 @@ def test_asyncapi_describes_every_message_on_the_topic_exchange():
         assert document["operations"][f"send-{ident}"]["action"] == "send"
         component = document["components"]["messages"][ident]
         assert component["summary"] == message.summary
-        assert (ROOT / "docs" / component["payload"]["$ref"]).resolve() == (ROOT / message.schema_path).resolve()
+        assert component["payload"]["schemaFormat"] == "application/schema+json;version=draft-2020-12"
+        assert (ROOT / "docs" / component["payload"]["schema"]["$ref"]).resolve() == (
+            ROOT / message.schema_path).resolve()
         assert message.service in component["description"]
 
 
