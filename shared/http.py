@@ -156,7 +156,8 @@ async def read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise ApiError(400, "Innhaldet er ikkje gyldig JSON.") from exc
     except RecursionError as exc:
         raise ApiError(400, TOO_DEEP) from exc
-    if nested_deeper(data, MAX_JSON_DEPTH):
+    # Only a body with more opening brackets than the limit can nest deeper (most have a handful): walk only those.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nested_deeper(data, MAX_JSON_DEPTH):
         raise ApiError(400, TOO_DEEP)
     if not isinstance(data, dict):
         raise ApiError(422, "Innhaldet må vere eit JSON-objekt.")
@@ -170,15 +171,15 @@ TOO_DEEP = f"Innhaldet er nøsta for djupt: JSON med meir enn {MAX_JSON_DEPTH} n
 
 
 def nested_deeper(data: Any, limit: int) -> bool:
-    """Whether parsed JSON has values below `limit` levels of objects and arrays (walked level by level, not by
-    recursion)."""
-    level = [data]
-    for _ in range(limit + 1):
-        level = [child for value in level if isinstance(value, dict | list)
-                 for child in (value.values() if isinstance(value, dict) else value)]
+    """Whether parsed JSON nests objects and arrays more than `limit` deep (walked level by level, not by
+    recursion, and only through the objects and arrays)."""
+    level = [data] if isinstance(data, dict | list) else []
+    for _ in range(limit):
+        level = [child for value in level for child in (value.values() if isinstance(value, dict) else value)
+                 if isinstance(child, dict | list)]
         if not level:
             return False
-    return True
+    return bool(level)
 
 
 def read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:

@@ -1,11 +1,13 @@
 """The HTTP plumbing every service shares: typed routes, JSON errors with per-field details, auth, OpenAPI."""
 
+import json
+
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, EmailStr
 
 from shared.auth import Role, Verifier, issue_token
-from shared.http import Api, ApiError, Reply, allow_browsers, service_app
+from shared.http import MAX_JSON_DEPTH, Api, ApiError, Reply, allow_browsers, nested_deeper, service_app
 from shared.settings import Settings
 
 SETTINGS = Settings(jwt_secret="unit-test-secret-long-enough-for-hs256")
@@ -113,3 +115,18 @@ async def test_listed_sites_may_call_from_the_browser_and_others_may_not():
         foreign = await c.options("/people", headers={
             "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
         assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_json_nesting_is_measured_in_objects_and_arrays():
+    assert not nested_deeper("text", 0) and nested_deeper({}, 0)
+    assert not nested_deeper({"a": 1, "b": [1, 2]}, 2) and nested_deeper({"a": {"b": [1]}}, 2)
+    at_limit = json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    assert not nested_deeper(at_limit, MAX_JSON_DEPTH) and nested_deeper([at_limit], MAX_JSON_DEPTH)
+
+
+async def test_a_body_at_the_nesting_limit_is_read_and_one_level_deeper_is_400():
+    async with client() as c:
+        for depth, status in ((MAX_JSON_DEPTH, 422), (MAX_JSON_DEPTH + 1, 400)):
+            body = '{"name": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+            resp = await c.post("/people", data=body, headers={"Content-Type": "application/json"})
+            assert resp.status == status, await resp.text()
