@@ -3,8 +3,8 @@ layout and stylesheet, with texts in nn (default), nb and en. They need no JavaS
 token from the mail authorises each (it travels in the form, so no cookie is involved and another site cannot
 forge a request without it)."""
 
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Awaitable, Callable, Mapping
+from functools import cache, wraps
 from importlib.resources import files
 
 import yaml
@@ -16,6 +16,9 @@ from .messages import Language
 # Pages carry secret links: never cached, never passed on in a Referer, never framed by another site.
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
            "X-Content-Type-Options": "nosniff"}
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @cache
@@ -64,6 +67,25 @@ class Pages:
         """An error as a page: what went wrong, what to do about it, and where to go (href, text)."""
         return self.render("error.html.j2", language, status, headers=headers, message=message,
                            what_to_do=what_to_do, link=link)
+
+    def refusals_as_pages(self, *refusals: type[Exception]) -> Callable[[Handler], Handler]:
+        """A decorator: a refusal (an exception with `status` and `message`, and maybe `headers`) that a page does
+        not answer itself becomes an error page in the reader's language. A link that is damaged, matches nothing
+        or carries a wrong token says so and what to do, whatever the service's message."""
+        def decorate(handler: Handler) -> Handler:
+            @wraps(handler)
+            async def page(request: web.Request) -> web.StreamResponse:
+                try:
+                    return await handler(request)
+                except refusals as exc:
+                    language, status = language_of(request), exc.status
+                    headers = getattr(exc, "headers", None)
+                    if status in (400, 403, 404):
+                        return self.error(language, status, self.text(language, "link_wrong"),
+                                          self.text(language, "link_wrong_help"))
+                    return self.error(language, status, exc.message, headers=headers)
+            return page
+        return decorate
 
 
 def field_errors(details: list[dict] | None) -> dict[str, str]:

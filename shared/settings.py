@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     comments_port: int = 8082
     notifications_port: int = 8083
     public_base_url: str = "http://127.0.0.1:8081"
+    # Where the comments service is reached from a mail (the comment, reply-mail unsubscribe, erasure links).
+    comments_public_url: str = "http://127.0.0.1:8082"
     # Where the notifications service is reached from a mail (one-click unsubscribe links).
     notifications_public_url: str = "http://127.0.0.1:8083"
     reminder_hours_before: float = Field(default=24, gt=0, description="When the reminder mail goes out")

@@ -92,6 +92,8 @@ async def settings(mongo_url, amqp_url, mail_sink):
         mongo_url=mongo_url, amqp_url=amqp_url, db_prefix=f"{tag}_", exchange=f"{tag}.events",
         queue_prefix=f"{tag}.", smtp_host=smtp_host, smtp_port=smtp_port, retry_delays_ms=[100, 300],
         max_attempts=3, relay_interval_s=0.2, public_base_url=f"http://127.0.0.1:{ports['registration_port']}",
+        comments_public_url=f"http://127.0.0.1:{ports['comments_port']}",
+        notifications_public_url=f"http://127.0.0.1:{ports['notifications_port']}",
         jwt_secret="test-secret-that-is-long-enough-32b", metrics_token="test-metrics-token", **ports)
     yield value
     client = AsyncMongoClient(mongo_url)

@@ -10,6 +10,7 @@ from shared.ratelimit import RateLimits
 from shared.runtime import RUNTIME, Runtime, create_service_app, run, settings_or_exit
 from shared.settings import Settings, get_settings
 
+from .pages import routes as pages
 from .routes import COMMENTS, api
 from .cache import ThreadCache
 from .config import CommentsConfig
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
     comments = Comments(settings, config, store, outbox, ThreadCache(config.cache_ttl_s),
                         RateLimits(runtime.db["rate_limits"]))
     app[COMMENTS] = comments
+    app.router.add_routes(pages)
     return app
 
 

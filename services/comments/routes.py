@@ -87,15 +87,6 @@ async def delete_own_comment(request: web.Request):
                                            language(request))
 
 
-@api.route("GET", "/comments/{comment_id}/unsubscribe", query=SignedToken, response=Message,
-           errors={403: "Invalid link", 404: "No such comment"})
-async def unsubscribe(request: web.Request, query: SignedToken):
-    """Turn off reply mails for a comment (the signed link in a reply notice)."""
-    lang = language(request)
-    await request.app[COMMENTS].unsubscribe(request.match_info["comment_id"], query.token, lang)
-    return Message(message=text("unsubscribed", lang))
-
-
 # ---- erasure on the author's request -----------------------------------------------------------------------------
 
 

@@ -78,8 +78,13 @@ class Comments:
             await self.outbox.try_flush_many(collection, docs)
         return [None] * len(batch)
 
+    def link(self, path: str) -> str:
+        """An address on this service for a mail: each service's links go to its own public address."""
+        return f"{self.settings.comments_public_url.rstrip('/')}{path}"
+
     def comment_url(self, doc: dict) -> str:
-        return f"{self.settings.public_base_url}/{doc['thread_id'].lstrip('/')}#kommentar-{doc['_id']}"
+        """The comment's page: the comment in its thread."""
+        return self.link(f"/comments/{doc['_id']}#kommentar-{doc['_id']}")
 
     def event(self, payload, doc: dict) -> CloudEvent:
         return make_event(payload, source=SOURCE, subject=str(doc["_id"]), correlation_id=logs.request_id.get())
@@ -94,7 +99,7 @@ class Comments:
         if status == CommentStatus.pending:
             return self.event(CommentSubmitted(
                 **fields, held_because=held_because or "pre_moderation", moderator_emails=self.config.moderators,
-                moderation_url=f"{self.settings.public_base_url}/moderation/comments?status=pending"), doc)
+                moderation_url=self.link("/moderation/comments?status=pending")), doc)
         if status == CommentStatus.approved:
             return self.event(CommentPublished(**fields, parent=await self.parent_info(doc, parent)), doc)
         return self.event(CommentRejected(**fields), doc)
@@ -110,7 +115,7 @@ class Comments:
         if parent.get("notify_replies") and parent.get("email") and parent["email"] != doc.get("email"):
             token = domain.sign(self.key(Purpose.unsubscribe), Purpose.unsubscribe, str(parent["_id"]))
             info |= {"email": parent["email"], "unsubscribe_url":
-                     f"{self.settings.public_base_url}/comments/{parent['_id']}/unsubscribe?token={token}"}
+                     self.link(f"/comments/{parent['_id']}/unsubscribe?token={token}")}
         return ParentComment(**info)
 
     async def apply(self, doc: dict, action: Action, by: str = "moderator") -> dict | None:
@@ -308,7 +313,7 @@ class Comments:
             token = domain.sign(self.key(Purpose.erase), Purpose.erase, email, domain.ERASE_LINK_TTL)
             event = make_event(CommentErasureRequested(
                 email=email, language=mail_language, comment_count=count, expires_at=expires_at,
-                erase_url=f"{self.settings.public_base_url}/erasure?token={token}"), source=SOURCE,
+                erase_url=self.link(f"/erasure/confirm?token={token}&lang={mail_language.value}")), source=SOURCE,
                 correlation_id=logs.request_id.get())
             self.publish_soon(await self.store.request_erasure(event), self.store.erasure_requests)
 

@@ -9,6 +9,7 @@ from shared.settings import Settings, get_settings
 
 from .consumers import BINDINGS, PREFETCH, handler
 from .mailer import Mailer
+from .pages import routes as pages
 from .routes import NOTIFIER, SERVICE, api
 from .service import Notifier
 from .store import Store
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     notifier = Notifier(settings, store, Mailer(settings), relay)
     app[NOTIFIER] = notifier
     app.cleanup_ctx.append(close_mailer)
+    app.router.add_routes(pages)
     return app
 
 

@@ -1,7 +1,6 @@
-"""Notifications service HTTP routes: the audit trail, dead letters and the unsubscribe page."""
+"""Notifications service HTTP routes: the audit trail and dead letters (the unsubscribe pages: pages.py)."""
 
 from datetime import UTC, datetime
-from html import escape
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +11,6 @@ from shared.http import Api, ApiError
 from shared.messages import Language
 from shared.messages.notifications import NotificationKind
 from shared.runtime import RUNTIME
-from shared.settings import KeyPurpose, Settings
 
 from . import deadletters, domain
 from .service import Notifier
@@ -98,46 +96,3 @@ async def list_dead_letters(request: web.Request, claims: dict) -> list[deadlett
 async def replay_dead_letters(request: web.Request, claims: dict) -> Replayed:
     """Put every parked message back on the main queue."""
     return Replayed(replayed=await deadletters.replay(request.app[RUNTIME].bus, queues(request)))
-
-
-UNSUBSCRIBE_PAGE = {
-    Language.nn: ("Meld av e-postar", "Vil du ikkje lenger få påminningar om møteplassar?", "Meld meg av",
-                  "Du er no meld av. Du får ikkje fleire påminningar frå oss."),
-    Language.nb: ("Meld av e-poster", "Vil du ikke lenger få påminnelser om møteplasser?", "Meld meg av",
-                  "Du er nå meldt av. Du får ikke flere påminnelser fra oss."),
-    Language.en: ("Unsubscribe", "No longer want reminders about events?", "Unsubscribe me",
-                  "You are unsubscribed. You will get no more reminders from us."),
-}
-
-
-def _page(language: Language, body: str) -> web.Response:
-    title = UNSUBSCRIBE_PAGE[language][0]
-    return web.Response(content_type="text/html", text=(
-        f'<!doctype html><html lang="{language.value}"><head><meta charset="utf-8"><title>{title}</title></head>'
-        f'<body style="font-family: Arial, sans-serif; max-width: 40em">{body}</body></html>'))
-
-
-def _unsubscribe_token(request: web.Request, settings: Settings) -> tuple[str, domain.Unsubscribe, Language]:
-    try:
-        return domain.read_unsubscribe_token(request.query.get("token", ""), settings.key(KeyPurpose.unsubscribe))
-    except ValueError as exc:
-        raise ApiError(400, "Lenkja for å melde seg av er ugyldig eller skadd.") from exc
-
-
-@api.route("GET", "/unsubscribe", summary="The page an unsubscribe link opens: asks before it acts",
-           errors={400: "Invalid link"})
-async def unsubscribe_page(request: web.Request) -> web.Response:
-    # A GET changes nothing: mail scanners open links, and only a person (or a one-click POST) unsubscribes.
-    _, _, language = _unsubscribe_token(request, request.app[RUNTIME].settings)
-    title, question, button, _ = UNSUBSCRIBE_PAGE[language]
-    token = escape(request.query["token"], quote=True)
-    return _page(language, f'<h1>{title}</h1><p>{question}</p><form method="post" action="?token={token}">'
-                           f'<button type="submit">{button}</button></form>')
-
-
-@api.route("POST", "/unsubscribe", summary="One-click unsubscribe (RFC 8058) or the page's button",
-           errors={400: "Invalid link"})
-async def unsubscribe(request: web.Request) -> web.Response:
-    email, topic, language = _unsubscribe_token(request, request.app[RUNTIME].settings)
-    await request.app[NOTIFIER].store.unsubscribe(email, topic.value, datetime.now(UTC))
-    return _page(language, f"<p>{UNSUBSCRIBE_PAGE[language][3]}</p>")

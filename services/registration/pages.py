@@ -23,21 +23,7 @@ from .service import CANCELLABLE, NOT_FOUND, now
 
 pages = Pages("services.registration")
 routes = web.RouteTableDef()
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def page(handler: Handler) -> Handler:
-    """A refusal the handler does not answer itself becomes an error page in the reader's language."""
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (Refused, ApiError) as exc:
-            language = language_of(request)
-            if exc.status == 404:
-                return pages.error(language, 404, pages.text(language, "link_wrong"),
-                                   pages.text(language, "link_wrong_help"))
-            return pages.error(language, exc.status, exc.message, headers=getattr(exc, "headers", None) or {})
-    return guarded
+page = pages.refusals_as_pages(Refused, ApiError)
 
 
 # ---- the møteplass and its registration form ---------------------------------------------------------------------

@@ -185,13 +185,20 @@ async def test_replies_nest_to_the_depth_limit_and_notify_an_opted_in_parent(bas
     assert events[deep]["parent"]["email"] is None  # Ola did not opt in
     assert events[deeper]["parent"]["comment_id"] == deep  # told to whom they answered, though placed beside
 
-    unsubscribe = notice["unsubscribe_url"].replace(notice["unsubscribe_url"].split("/comments/")[0], base)
+    # One-click unsubscribe on this service's own address (RFC 8058): a GET only shows the button.
+    unsubscribe = notice["unsubscribe_url"]
+    assert unsubscribe.startswith(f"{base}/comments/{top}/unsubscribe?token=")
     async with http.get(unsubscribe) as resp:
-        assert resp.status == 200 and "ikkje lenger" in (await resp.json())["message"]
-    async with http.get(unsubscribe.replace("token=", "token=x")) as resp:
+        assert resp.status == 200 and "<form" in await resp.text()
+    await published(http, base, moderator_headers, parent_id=top, body="Eitt svar", email="liv@example.no")
+    still = [e for e in await tap.wait_for("comment.published.v1", 5) if e["data"]["excerpt"] == "Eitt svar"]
+    assert still[0]["data"]["parent"]["email"] == "kari@example.no"
+    async with http.post(unsubscribe.replace("token=", "token=x"), data={"List-Unsubscribe": "One-Click"}) as resp:
         assert resp.status == 403
+    async with http.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}) as resp:
+        assert resp.status == 200 and "ikkje lenger" in await resp.text()
     await published(http, base, moderator_headers, parent_id=top, body="Eitt svar til", email="liv@example.no")
-    last = [e for e in await tap.wait_for("comment.published.v1", 5) if e["data"]["excerpt"] == "Eitt svar til"]
+    last = [e for e in await tap.wait_for("comment.published.v1", 6) if e["data"]["excerpt"] == "Eitt svar til"]
     assert last[0]["data"]["parent"]["email"] is None
 
 

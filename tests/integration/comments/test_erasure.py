@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlparse
 
 from services.comments import domain, store as comments_store
 from services.comments.models import NewComment
@@ -65,7 +66,10 @@ async def test_an_author_anonymises_their_comments_with_a_mailed_signed_link(bas
     assert [e["data"]["email"] for e in tap.events if "erasure" in e["type"]] == ["kari@example.no"]
     data = requested["data"]
     assert (data["comment_count"], data["language"]) == (1, "nb")
-    token = data["erase_url"].split("token=")[1]
+    link = urlparse(data["erase_url"])
+    assert f"{link.scheme}://{link.netloc}{link.path}" == f"{base}/erasure/confirm"  # the page, on this service
+    token, language = (parse_qs(link.query)[key][0] for key in ("token", "lang"))
+    assert language == "nb"
 
     async with http.get(f"{base}/erasure", params={"token": token}) as resp:
         assert (await resp.json())["comments"] == 1  # looking changes nothing
