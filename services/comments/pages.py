@@ -31,7 +31,7 @@ async def comment_in_thread(request: web.Request) -> web.Response:
     return pages.render(
         "comment.html.j2", language, comment=models.public(doc, language) if shown else None,
         parent=models.public(parent, language) if parent and parent["status"] == CommentStatus.approved else None,
-        thread=thread, status=doc["status"])
+        thread=thread, comment_status=doc["status"])
 
 
 @routes.route("*", "/comments/{comment_id}/unsubscribe")
