@@ -2,6 +2,8 @@
 confirmation step), confirm an email, register as an invited guest, erase, and a wrong link. Every page and state
 is checked with axe-core (WCAG 2.1 AA)."""
 
+import os
+
 import aiohttp
 import pytest
 
@@ -29,6 +31,8 @@ async def test_manage_from_the_mail_change_answer_invite_guest_cancel_and_the_ne
     assert await page.get_attribute("html", "lang") == "nn"
     await page.get_by_text("Du har plass på møteplassen.").wait_for()
     await axe(page)
+    if folder := os.environ.get("SCREENSHOTS"):  # SCREENSHOTS=docs/img renews the README's picture
+        await page.screenshot(path=f"{folder}/manage.png", full_page=True)
 
     await page.get_by_label("Treng du spesialkost?").select_option("Vegetar")
     await page.get_by_role("button", name="Lagre svara").click()
