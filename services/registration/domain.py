@@ -33,6 +33,28 @@ class Status(StrEnum):
 
 ACTIVE = (Status.confirmed, Status.waitlisted, Status.checked_in)
 
+# A registration's state machine, the one table of it: each status with the statuses it may be reached from. A
+# registration starts `allocating` (or `pending_confirmation` under double opt-in) and moves only along these; the
+# store's status writes take them from here (moves_to).
+MOVES: dict[Status, frozenset[Status]] = {
+    Status.allocating: frozenset({Status.pending_confirmation}),  # its address confirmed
+    Status.confirmed: frozenset({Status.allocating, Status.waitlisted}),  # a seat taken, or promoted to one
+    Status.waitlisted: frozenset({Status.allocating}),  # a place on the waiting list taken
+    Status.checked_in: frozenset({Status.confirmed}),
+    Status.cancelling: frozenset({Status.pending_confirmation, Status.confirmed, Status.waitlisted}),
+    Status.cancelled: frozenset({Status.cancelling}),
+    Status.erasing: frozenset(set(Status) - {Status.erased}),  # erasing again finishes a cut-short erasure
+    Status.erased: frozenset({Status.erasing}),
+}
+
+
+def moves_to(status: Status, only_from: tuple[Status, ...] | None = None) -> list[str]:
+    """The statuses a registration may move to `status` from (of `only_from`, when a flow moves it only from
+    where it read it). A move the table does not have is a bug in the flow, not a race: it raises."""
+    if only_from is not None and not set(only_from) <= MOVES[status]:
+        raise ValueError(f"no move to {status} from {set(only_from) - MOVES[status]}")
+    return sorted(only_from or MOVES[status])
+
 
 class EventStatus(StrEnum):
     draft = "draft"  # being prepared: not listed, no registrations

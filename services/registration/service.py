@@ -279,11 +279,12 @@ class Registrations:
             await self.store.delete_registration(rid, Status.allocating)  # nothing may stay behind
             raise
         if status is Status.confirmed:
-            settled = await self._transition(event, registration, (Status.allocating,), RegistrationConfirmed,
-                                             {"status": status.value})
+            settled = await self._transition(event, registration, status, RegistrationConfirmed, {},
+                                             only_from=(Status.allocating,))
         else:
-            settled = await self._transition(event, registration, (Status.allocating,), RegistrationWaitlisted,
-                                             {"status": status.value, "position": position}, position=position)
+            settled = await self._transition(event, registration, status, RegistrationWaitlisted,
+                                             {"position": position}, only_from=(Status.allocating,),
+                                             position=position)
         # None: a promotion or the reconciler settled it first; report what it is now.
         return settled or await self.store.registration(rid)
 
@@ -296,15 +297,16 @@ class Registrations:
             manage_url=token and domain.manage_url(self.settings.public_base_url, registration["_id"], token),
             **fields)
 
-    async def _transition(self, event: dict, registration: dict, expected: tuple[Status, ...],
+    async def _transition(self, event: dict, registration: dict, status: Status,
                           message: type[RegistrationPayload], changes: dict, link: bool = True,
-                          **fields) -> dict | None:
-        """Change a registration and record the message saying so, with a fresh personal link, in one write."""
+                          only_from: tuple[Status, ...] | None = None, **fields) -> dict | None:
+        """Move a registration to `status` (a move of domain.MOVES) and record the message saying so, with a fresh
+        personal link, in one write."""
         token = domain.new_token() if link else None
-        payload = self._payload(message, event, registration, token, status=changes["status"], **fields)
+        payload = self._payload(message, event, registration, token, status=status.value, **fields)
         entries = [self._entry(payload, registration["_id"])]
-        settled = await self.store.transition(registration["_id"], expected, changes, entries,
-                                              token and domain.hash_token(token))
+        settled = await self.store.transition(registration["_id"], status, changes, entries,
+                                              token and domain.hash_token(token), only_from)
         if settled is not None:
             await self.outbox.try_flush(self.store.registrations, registration["_id"], entries)
         return settled
@@ -331,9 +333,8 @@ class Registrations:
         # when it moved on meanwhile (promoted, say), it is cancelled from where it is now.
         while (status := registration["status"]) in CANCELLABLE:
             registration = await self.store.transition(
-                rid, (Status(status),), {"status": Status.cancelling.value,
-                                         "cancel_reason": domain.cancel_reason(status), "cancelled_from": status},
-                []) or await self.own(rid, token)
+                rid, Status.cancelling, {"cancel_reason": domain.cancel_reason(status), "cancelled_from": status},
+                [], only_from=(Status(status),)) or await self.own(rid, token)
         if registration["status"] == Status.cancelling:  # marked now, or a cancel cut short: finish it
             await self._finish_cancel(registration)
         elif registration["status"] != Status.cancelled:  # a repeated cancel has nothing left to do
@@ -342,8 +343,8 @@ class Registrations:
     async def _finish_cancel(self, registration: dict) -> None:
         event = await self.store.release(registration["event_slug"], registration["_id"])
         # cancelled_from is missing on a registration marked before it was kept: the message then says None.
-        await self._transition(event, registration, (Status.cancelling,), RegistrationCancelled,
-                               {"status": Status.cancelled.value}, link=False, reason=registration["cancel_reason"],
+        await self._transition(event, registration, Status.cancelled, RegistrationCancelled, {}, link=False,
+                               reason=registration["cancel_reason"],
                                previous_status=registration.get("cancelled_from"))
         await self.promote_waiting(event)
 
@@ -416,8 +417,8 @@ class Registrations:
         if registration["status"] == Status.checked_in:
             return registration
         event = await self.event(registration["event_slug"])
-        checked = await self._transition(event, registration, (Status.confirmed,), RegistrationCheckedIn,
-                                         {"status": Status.checked_in.value}, link=False)
+        checked = await self._transition(event, registration, Status.checked_in, RegistrationCheckedIn, {},
+                                         link=False)
         if checked is None:
             raise Refused("Berre deltakarar med stadfesta plass kan sjekkast inn.")
         return checked
@@ -432,8 +433,7 @@ class Registrations:
             raise Refused("Fann ikkje påmeldinga.", 404)
         if registration["status"] == Status.erased:
             return
-        marked = await self.store.transition(rid, tuple(s for s in Status if s != Status.erased),
-                                             {"status": Status.erasing.value, "erase_reason": reason}, [])
+        marked = await self.store.transition(rid, Status.erasing, {"erase_reason": reason}, [])
         if marked is not None:
             await self._finish_erase(marked)
 
@@ -476,8 +476,7 @@ class Registrations:
     async def _settle_promotion(self, event: dict, rid: str) -> None:
         registration = await self.store.registration(rid)
         if registration is not None:
-            await self._transition(event, registration, (Status.waitlisted, Status.allocating), RegistrationPromoted,
-                                   {"status": Status.confirmed.value, "position": None})
+            await self._transition(event, registration, Status.confirmed, RegistrationPromoted, {"position": None})
 
     # Recovery and upkeep
 

@@ -170,7 +170,7 @@ class Store:
     async def confirm_email(self, rid: str, now: datetime) -> dict | None:
         """pending_confirmation → allocating, if the link has not expired."""
         return await self.registrations.find_one_and_update(
-            {"_id": rid, "status": Status.pending_confirmation.value, "expires_at": {"$gt": now}},
+            {"_id": rid, "status": {"$in": domain.moves_to(Status.allocating)}, "expires_at": {"$gt": now}},
             {"$set": {"status": Status.allocating.value, "updated_ts": time.time()}, "$unset": {"expires_at": ""}},
             projection=NO_OUTBOX, return_document=AFTER)
 
@@ -183,6 +183,7 @@ class Store:
     async def mark_all_cancelling(self, slug: str, statuses: tuple[Status, ...], reason: str) -> None:
         """Mark an event's registrations in these statuses `cancelling`, each keeping the status it is cancelled
         from (one update per status, all in one round trip)."""
+        statuses = tuple(Status(s) for s in domain.moves_to(Status.cancelling, statuses))
         ts = time.time()
         await self.registrations.bulk_write([
             UpdateMany({"event_slug": slug, "status": status.value},
@@ -193,16 +194,17 @@ class Store:
     async def registration(self, rid: str) -> dict | None:
         return await self.registrations.find_one({"_id": rid}, NO_OUTBOX)
 
-    async def transition(self, rid: str, expected: tuple[Status, ...], changes: dict, entries: list[dict],
-                         token_hash: str | None = None) -> dict | None:
-        """Move a registration on from one of the `expected` statuses, recording the messages this causes (and
-        the hash of the token their link carries) in the same write; None when it was no longer in one of them
-        (another flow got there first)."""
-        update = {"$set": {**changes, "updated_ts": time.time()}, **outbox.add(entries)}
+    async def transition(self, rid: str, status: Status, changes: dict, entries: list[dict],
+                         token_hash: str | None = None, only_from: tuple[Status, ...] | None = None
+                         ) -> dict | None:
+        """Move a registration to `status` along a move of domain.MOVES (only from `only_from`, if given),
+        recording the messages this causes (and the hash of the token their link carries) in the same write; None
+        when it was in no status that move starts from (another flow got there first)."""
+        update = {"$set": {**changes, "status": status.value, "updated_ts": time.time()}, **outbox.add(entries)}
         if token_hash:
             update["$push"] = {"token_hashes": token_hash}
         return await self.registrations.find_one_and_update(
-            {"_id": rid, "status": {"$in": [s.value for s in expected]}}, update,
+            {"_id": rid, "status": {"$in": domain.moves_to(status, only_from)}}, update,
             projection=NO_OUTBOX, return_document=AFTER)
 
     async def registrations_of(self, slug: str, filters: dict, after: str | None = None,
@@ -227,7 +229,7 @@ class Store:
     async def erase(self, rid: str, entries: list[dict]) -> dict | None:
         """Remove a person's data from an `erasing` registration, with the message telling other services to."""
         return await self.registrations.find_one_and_update(
-            {"_id": rid, "status": Status.erasing.value},
+            {"_id": rid, "status": {"$in": domain.moves_to(Status.erased)}},
             {"$set": {"status": Status.erased.value, "email": domain.erased_email(rid), "updated_ts": time.time()},
              "$unset": {field: "" for field in domain.PERSONAL_FIELDS}, **outbox.add(entries)},
             projection=NO_OUTBOX, return_document=AFTER)

@@ -81,3 +81,22 @@ def test_cancel_reason_says_whether_a_place_on_the_list_was_left():
 def test_event_info_for_messages():
     info = domain.event_info(event(sequence=3), "https://moteplass.example")
     assert (info.slug, info.url, info.sequence) == ("jam", "https://moteplass.example/events/jam/register", 3)
+
+
+def test_the_status_table_is_the_state_machine():
+    moves = {(start, end) for end, starts in domain.MOVES.items() for start in starts}
+    assert not any(start == Status.erased for start, _ in moves)  # erased is final
+    assert {end for start, end in moves if start == Status.cancelled} == {Status.erasing}
+    assert {start for start, end in moves if end == Status.confirmed} == {
+        Status.allocating, Status.waitlisted}
+    # every status but pending_confirmation (where a double opt-in starts) is reached by some move
+    assert {end for _, end in moves} == set(domain.MOVES) == set(domain.Status) - {Status.pending_confirmation}
+
+
+def test_a_move_the_table_does_not_have_is_refused():
+    assert domain.moves_to(Status.cancelling) == ["confirmed", "pending_confirmation", "waitlisted"]
+    assert domain.moves_to(Status.confirmed, (Status.allocating,)) == ["allocating"]
+    with pytest.raises(ValueError):
+        domain.moves_to(Status.checked_in, (Status.waitlisted,))
+    with pytest.raises(ValueError):
+        domain.moves_to(Status.erasing, (Status.erased,))
