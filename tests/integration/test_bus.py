@@ -196,3 +196,14 @@ async def test_an_entry_is_published_once_by_a_process_whatever_paths_meet_it(bu
     await asyncio.sleep(0.5)
     assert [e.id for e in received] == [event.id]
     assert (await registrations.find_one({"_id": "r1"}))["outbox"] == []
+
+
+async def test_the_watch_opens_again_a_channel_to_publish_on_that_was_closed_from_our_side(bus):
+    watch = asyncio.create_task(bus.watch())
+    try:
+        await bus.channel.close()  # aio-pika does not restore a channel closed on purpose
+        assert not bus.is_connected
+        await until(lambda: bus.is_connected, timeout_s=15)
+        await bus.publish(confirmed())
+    finally:
+        watch.cancel()
