@@ -110,7 +110,8 @@ class MessageType:
 
 def _open_enums(node):
     """Every enumeration open, as the evolution policy says: the known values stay listed, and any other string is
-    valid too (a reader treats a value it does not know as its description says)."""
+    valid too (a reader treats a value it does not know as its description says). A format given to an optional
+    field goes to its string branch, where strict validators (ajv's strictTypes) expect it."""
     if isinstance(node, list):
         return [_open_enums(item) for item in node]
     if not isinstance(node, dict):
@@ -119,6 +120,10 @@ def _open_enums(node):
     if "enum" in node:
         known = {"enum": node.pop("enum"), "type": node.pop("type", "string")}
         node["anyOf"] = [known, {"type": "string"}]
+    if "format" in node and "anyOf" in node and "type" not in node:
+        form = node.pop("format")
+        node["anyOf"] = [{**branch, "format": form} if branch.get("type") == "string" else branch
+                         for branch in node["anyOf"]]
     return node
 
 

@@ -14,6 +14,7 @@ from aio_pika.abc import (AbstractIncomingMessage, AbstractRobustChannel, Abstra
 from prometheus_client import Gauge
 from pydantic import ValidationError
 
+from . import logs
 from .messages import CloudEvent, UnknownMessageType, parse_event
 from .settings import Settings
 
@@ -245,6 +246,10 @@ class Consumer:
         except (ValueError, ValidationError, UnknownMessageType) as exc:
             log.error("unreadable message parked", extra={"message_id": message.message_id, "error": str(exc)})
             return await self.park(message, attempts, f"unreadable: {exc}")
+        with logs.correlated(event.correlationid or event.id):  # the causing request's id, in logs and events
+            await self._handle(message, event, attempts)
+
+    async def _handle(self, message: AbstractIncomingMessage, event: CloudEvent, attempts: int) -> None:
         try:
             await self.handler(event)
         except PermanentFailure as exc:

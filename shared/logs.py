@@ -2,11 +2,25 @@
 
 import logging
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+@contextmanager
+def correlated(correlation_id: str | None = None) -> Iterator[str]:
+    """While handling one message or one run of a periodic job, log lines and the events made carry this id (a
+    fresh one if none is given): every event can be traced to what caused it."""
+    token = request_id.set(correlation_id or uuid.uuid4().hex)
+    try:
+        yield request_id.get()
+    finally:
+        request_id.reset(token)
 
 
 class _RequestIdFilter(logging.Filter):

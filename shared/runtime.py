@@ -83,7 +83,8 @@ class Runtime:
 async def _repeat(interval_s: float, job: Callable[[], Awaitable]) -> None:
     while True:
         try:
-            await job()
+            with logs.correlated():  # one id for each run: the events it causes can be traced to it
+                await job()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter
 
-from shared import outbox
+from shared import logs, outbox
 from shared.batching import GroupCommit
 from shared.bus import PermanentFailure
 from shared.messages import CloudEvent, make_event
@@ -115,7 +115,7 @@ class Notifier:
                 mails = domain.plan_event_update(data.event, attendees, data.changed, data.previous_starts_at)
             case EventCancelled():
                 await self.store.cancel_reminders(data.event.slug)
-        await self.deliver_all(event.id, mails, event.correlationid)
+        await self.deliver_all(event.id, mails)
 
     async def track(self, data: RegistrationPayload, as_of: datetime) -> None:
         """Remember the registration (to tell it about changes) and keep its reminder in step, in one write."""
@@ -128,16 +128,16 @@ class Notifier:
         # An older message arriving late (say from a retry queue) changes nothing: the newer state decided.
         await self._tracking.submit((data.registration_id, fields, as_of.timestamp()))
 
-    async def deliver_all(self, message_id: str, mails: list[Mail], correlation_id: str | None = None) -> None:
+    async def deliver_all(self, message_id: str, mails: list[Mail]) -> None:
         """Send every mail of a message; if any failed transiently, raise so the message comes back later (the
         mails already sent are then skipped)."""
-        results = await asyncio.gather(*(self.deliver(message_id, mail, correlation_id) for mail in mails),
+        results = await asyncio.gather(*(self.deliver(message_id, mail) for mail in mails),
                                        return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
-    async def deliver(self, message_id: str, mail: Mail, correlation_id: str | None = None) -> None:
+    async def deliver(self, message_id: str, mail: Mail) -> None:
         try:
             message = compose(mail, self.settings.mail_from, message_id, self.unsubscribe_url(mail))
         except Exception as exc:  # a template or data bug: retrying cannot help
@@ -146,7 +146,7 @@ class Notifier:
         while True:
             async with self._claimed:
                 if (record := await self._claiming.submit((message_id, mail))) is not None:
-                    return await self.send(record, mail, message, correlation_id)
+                    return await self.send(record, mail, message)
             # Not ours: done already, or held by another sender — wait until it is done or its lease runs out.
             current = await self.store.find_by_key(message_id, mail)
             if current is None or current["status"] in domain.FINAL:
@@ -156,7 +156,7 @@ class Notifier:
                 raise Busy(f"{mail.kind} to a recipient of {message_id} is held by another sender")
             await asyncio.sleep(min(wait + 0.05, POLL_S))
 
-    async def send(self, record: dict, mail: Mail, message: Outgoing, correlation_id: str | None) -> None:
+    async def send(self, record: dict, mail: Mail, message: Outgoing) -> None:
         """Send a claimed mail and record what came of it."""
         if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
             return await self.record(record, Status.unsubscribed)
@@ -172,9 +172,9 @@ class Notifier:
             log.warning("mail refused for good", extra={"kind": mail.kind, "error": str(exc)})
             MAILS.labels(mail.kind.value, Status.failed.value).inc()
             failed = NotificationFailed(**self.outcome(record, mail), failed_at=now(), error=str(exc)[:1000])
-            return await self.record(record, Status.failed, self.announce(record, failed, correlation_id), str(exc))
+            return await self.record(record, Status.failed, self.announce(record, failed), str(exc))
         sent = NotificationSent(**self.outcome(record, mail), sent_at=now())
-        await self.record(record, Status.sent, self.announce(record, sent, correlation_id))
+        await self.record(record, Status.sent, self.announce(record, sent))
         MAILS.labels(mail.kind.value, Status.sent.value).inc()
         if record.get("possible_copy"):
             POSSIBLE_COPIES.labels(mail.kind.value).inc()
@@ -197,10 +197,11 @@ class Notifier:
                 "recipient": mail.recipient, "event_slug": mail.event_slug, "attempts": record["attempts"]}
 
     @staticmethod
-    def announce(record: dict, payload: NotificationSent | NotificationFailed, correlation_id: str | None) -> dict:
-        # The outcome event is written with the status (outbox), so it is published even if the broker is away.
+    def announce(record: dict, payload: NotificationSent | NotificationFailed) -> dict:
+        # The outcome event is written with the status (outbox), so it is published even if the broker is away. It
+        # carries the correlation id of what is being handled: the causing message's, or the reminder sweep's.
         return outbox.entry(make_event(payload, source=SOURCE, subject=str(record["_id"]),
-                                       correlation_id=correlation_id))
+                                       correlation_id=logs.request_id.get()))
 
     async def _flush(self, batch: list[tuple]) -> list[None]:
         await self.relay.try_flush_many(self.store.notifications, [(doc_id, [entry]) for doc_id, entry in batch])
