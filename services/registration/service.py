@@ -43,7 +43,7 @@ class Registrations:
         self._sound: dict[str, set[tuple[str, str]]] = {}
         # The hot path's writes are group commits (shared.batching), each for all events: places, inserts, and
         # the publishing of their outbox entries.
-        self._placing = GroupCommit(self._place_new)
+        self._placing = GroupCommit(self._place)
         self._inserting = GroupCommit(lambda batch: self.store.insert_registrations(batch))
         self._publishing = GroupCommit(self._publish_registrations)
 
@@ -202,19 +202,31 @@ class Registrations:
         self._publishing.add((rid, entries))
         return registration
 
-    async def _place_new(self, arrivals: list[tuple[str, str]]) -> list[tuple[Status, int | None, dict] | Refused]:
-        """Places for a batch of new registrations (slug, id), each event's in arrival order, in one round trip for
-        all their events: per event a compare-and-set on the event as last read, retried on fresh data when
-        another instance or an admin changed it first."""
+    async def _place(self, arrivals: list[tuple[str, str]]) -> list[tuple[Status, int | None, dict] | Refused]:
+        """Places for a batch of registrations (slug, id) — new ones, and those whose address was just confirmed —
+        each event's in arrival order, in one round trip for all their events: per event a compare-and-set on the
+        event as last read, retried on fresh data when another instance or an admin changed it first. The one way
+        a registration gets its first place; safe to repeat (one placed already keeps where it is)."""
         unplaced: dict[str, list[str]] = {}
         for slug, rid in arrivals:
-            unplaced.setdefault(slug, []).append(rid)
+            unplaced.setdefault(slug, [])
+            if rid not in unplaced[slug]:
+                unplaced[slug].append(rid)
         events = {slug: await self._recent_event(slug) for slug in unplaced}
-        outcomes: dict[str, list[tuple[Status, int | None, dict] | Refused]] = {}
+        outcomes: dict[tuple[str, str], tuple[Status, int | None, dict] | Refused] = {}
         while unplaced:
+            for slug in list(unplaced):  # placed by an earlier attempt cut short: where it is (the CAS below
+                event = events[slug]  # only writes on an event unchanged since this read)
+                for rid in [rid for rid in unplaced[slug] if domain.placement(event, rid)]:
+                    outcomes[slug, rid] = (*domain.placement(event, rid), event)
+                    unplaced[slug].remove(rid)
+                if not unplaced[slug]:
+                    del unplaced[slug]
             plans = {slug: (rids, *domain.allocation(events[slug]["free"], len(rids),
                                                      events[slug]["waitlist_enabled"]))
                      for slug, rids in unplaced.items()}
+            if not plans:
+                break
             after = await self.store.take_places({
                 slug: (events[slug], rids[:seats], rids[seats:seats + waiting])
                 for slug, (rids, seats, waiting) in plans.items()})
@@ -225,15 +237,14 @@ class Registrations:
                     try:
                         domain.check_window(event, now())
                     except Refused as refused:
-                        outcomes[slug] = [refused] * len(rids)
+                        outcomes |= {(slug, rid): refused for rid in rids}
                         del unplaced[slug]
                     continue
                 self._recent[slug] = (time.monotonic() + RECENT, event)  # as fresh as a read: under load, no reads
-                outcomes[slug] = [(*where, event) if where else Refused("Møteplassen er full.")
-                                  for where in domain.batch_placement(length, seats, waiting, len(rids))]
+                for rid, where in zip(rids, domain.batch_placement(length, seats, waiting, len(rids))):
+                    outcomes[slug, rid] = (*where, event) if where else Refused("Møteplassen er full.")
                 del unplaced[slug]
-        placed = {slug: iter(results) for slug, results in outcomes.items()}
-        return [next(placed[slug]) for slug, _ in arrivals]
+        return [outcomes[arrival] for arrival in arrivals]
 
     async def _publish_registrations(self, batch: list[tuple[str, list[dict]]]) -> list[None]:
         await self.outbox.try_flush_many(self.store.registrations, batch)
@@ -254,27 +265,13 @@ class Registrations:
         allocating = await self.store.confirm_email(rid, now())
         if allocating is None:
             raise Refused("Lenkja har gått ut. Meld deg på på nytt.", 410)
-        return await self._allocate(event, allocating)
+        return await self._allocate(allocating)
 
-    async def _place(self, event: dict, rid: str) -> tuple[Status, int | None, dict]:
-        """A seat if one is free, else a place on the waiting list; safe to repeat. Returns where, and the event
-        as it is now. Refused when full without a waiting list, or when the event closed meanwhile (the writes
-        only take places in a published event)."""
-        slug = event["_id"]
-        placed = await self.store.take_seat(slug, rid)
-        if placed is None and event["waitlist_enabled"]:
-            placed = await self.store.join_waitlist(slug, rid)
-        placed = placed or await self.event(slug)  # placed (or not) by an earlier, interrupted attempt
-        if (where := domain.placement(placed, rid)) is None:
-            domain.check_window(placed, now())
-            raise Refused("Møteplassen er full.")
-        return *where, placed
-
-    async def _allocate(self, event: dict, registration: dict) -> dict:
+    async def _allocate(self, registration: dict) -> dict:
         """Give an `allocating` registration (an email just confirmed) its place; safe to repeat."""
         rid = registration["_id"]
         try:
-            status, position, event = await self._place(event, rid)
+            status, position, event = await self._placing.submit((registration["event_slug"], rid))
         except Refused:
             await self.store.delete_registration(rid, Status.allocating)  # nothing may stay behind
             raise
@@ -504,7 +501,7 @@ class Registrations:
                 await self.store.mark_all_cancelling(event["_id"], CANCELLABLE, "event_cancelled")
         async for registration in self.store.stuck((Status.allocating,), before):
             try:
-                await self._allocate(await self.event(registration["event_slug"]), registration)
+                await self._allocate(registration)
             except Refused:
                 pass  # full without a waiting list: _allocate removed it
         async for registration in self.store.stuck((Status.cancelling,), before):

@@ -98,14 +98,6 @@ class Store:
             query, {"$set": fields, "$inc": increments, **outbox.add(entries)}, projection=NO_OUTBOX,
             return_document=AFTER))
 
-    async def take_seat(self, slug: str, rid: str) -> dict | None:
-        """Give rid a seat if one is free and the event is open; returns the event after, None when not."""
-        return _read(await self.events.find_one_and_update(
-            {"_id": slug, "status": EventStatus.published.value, "free": {"$gt": 0}, "seats": {"$nin": [rid]},
-             "waitlist": {"$nin": [rid]}},
-            {"$push": {"seats": rid}, "$inc": {"free": -1, "places_version": 1}}, projection=NO_OUTBOX,
-            return_document=AFTER))
-
     async def take_places(self, batches: dict[str, tuple[dict, list[str], list[str]]]) -> dict[str, dict]:
         """Give batches of new registrations their places, per event slug (the event as last read, seated,
         waiting): in one write on each event, if it is open and unchanged since that read (compare-and-set), seats
@@ -128,13 +120,6 @@ class Store:
             return after
         return {doc["_id"]: _read(doc) for doc in await self.events.find({"_id": {"$in": list(batches)}},
                                                                          NO_OUTBOX).to_list()}
-
-    async def join_waitlist(self, slug: str, rid: str) -> dict | None:
-        return _read(await self.events.find_one_and_update(
-            {"_id": slug, "status": EventStatus.published.value, "seats": {"$nin": [rid]},
-             "waitlist": {"$nin": [rid]}},
-            {"$push": {"waitlist": rid}, "$inc": {"places_version": 1}}, projection=NO_OUTBOX,
-            return_document=AFTER))
 
     async def release(self, slug: str, rid: str) -> dict | None:
         """Give back rid's seat or waiting-list place (idempotent); returns the event after."""
