@@ -55,11 +55,13 @@ class Pages:
         return self.texts[key][language.value].format(**values)
 
     def render(self, template: str, language: Language, status: int = 200, errors: Mapping[str, str] | None = None,
-               headers: Mapping[str, str] | None = None, **context) -> web.Response:
-        """A page; `errors` (field → message) fill the error summary and mark the fields."""
+               labels: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
+               **context) -> web.Response:
+        """A page; `errors` (field → message) fill the error summary, each entry named by its field's label
+        (`labels`, field → label) and linked to the field, and mark the fields."""
         html = self.env.get_template(template).render(
             t=lambda key, **values: self.text(language, key, **values), lang=language.value,
-            errors=dict(errors or {}), **context)
+            errors=dict(errors or {}), labels=dict(labels or {}), **context)
         return web.Response(text=html, content_type="text/html", status=status, headers={**HEADERS, **(headers or {})})
 
     def error(self, language: Language, status: int, message: str, what_to_do: str | None = None,

@@ -193,8 +193,16 @@ def token_matches(stored_hash: str | None, token: str | None) -> bool:
 
 
 def local_time(moment: datetime, timezone: str, language: str = "nn") -> str:
-    return format_datetime(moment, "d. MMMM y 'kl.' HH:mm", tzinfo=ZoneInfo(timezone),
-                           locale={"en": "en_GB"}.get(language, language))
+    pattern = "d MMMM y 'at' HH:mm" if language == "en" else "d. MMMM y 'kl.' HH:mm"
+    return format_datetime(moment, pattern, tzinfo=ZoneInfo(timezone), locale={"en": "en_GB"}.get(language, language))
+
+
+def local_span(starts: datetime, ends: datetime, timezone: str, language: str = "nn") -> str:
+    """'3. desember 2026 kl. 10:00–15:00'; with both dates when it runs over more than one day."""
+    zone = ZoneInfo(timezone)
+    if starts.astimezone(zone).date() == ends.astimezone(zone).date():
+        return f"{local_time(starts, timezone, language)}–{ends.astimezone(zone):%H:%M}"
+    return f"{local_time(starts, timezone, language)} – {local_time(ends, timezone, language)}"
 
 
 def check_window(event: dict, now: datetime) -> None:

@@ -31,8 +31,7 @@ page = pages.refusals_as_pages(Refused, ApiError)
 def event_view(event: dict, language: Language) -> dict:
     """What a page shows of a møteplass: its texts, and its time in its own timezone and the reader's language."""
     return {**event, "slug": event["_id"], "seats_left": domain.seats_left(event),
-            "when": domain.local_time(event["starts_at"], event["timezone"], language.value),
-            "until": domain.local_time(event["ends_at"], event["timezone"], language.value)}
+            "when": domain.local_span(event["starts_at"], event["ends_at"], event["timezone"], language.value)}
 
 
 def registration_input(fields: dict[str, list[str]], questions: list[dict], language: Language) -> dict:
@@ -58,7 +57,22 @@ def answers_input(fields: dict[str, list[str]], questions: list[dict]) -> dict:
 
 
 def invalid_form(exc: Refused | ValidationError) -> dict[str, str]:
-    return field_errors(exc.details if isinstance(exc, Refused) else validation_details(exc))
+    details = exc.details if isinstance(exc, Refused) else validation_details(exc)
+    # The model's rule across fields (a municipality for a kommune) belongs to the municipality's field.
+    return field_errors([{**d, "field": "municipality.number"} if d.get("type") == "municipality_required" else d
+                         for d in details])
+
+
+def answer_labels(event: dict) -> dict[str, str]:
+    return {f"answers.{question['id']}": question["text"] for question in event["questions"]}
+
+
+def form_labels(event: dict, language: Language) -> dict[str, str]:
+    """Each field of the registration form by its label, for the error summary."""
+    fields = ("name", "email", "phone", "organisation", "organisation_type", "municipality.number",
+              "municipality.name", "invite_code")
+    return {**{field: pages.text(language, field.replace(".", "_")) for field in fields},
+            "consent": pages.text(language, "consent_label"), **answer_labels(event)}
 
 
 @routes.get("/events/{slug}/register")
@@ -76,7 +90,8 @@ def event_form(event: dict, language: Language, values: dict, errors: dict | Non
         closed = None
     except Refused as refused:
         closed = refused.message
-    return pages.render("event.html.j2", language, status, errors=errors, event=event_view(event, language),
+    return pages.render("event.html.j2", language, status, errors=errors, labels=form_labels(event, language),
+                        event=event_view(event, language),
                         values=defaultdict(str, values), closed=closed, organisation_types=[(t.value, t.value) for t in OrganisationType],
                         lang_query=urlencode({"lang": language.value}))
 
@@ -130,6 +145,7 @@ async def manage_page(request: web.Request, registration: dict | None = None, er
         can_invite = False
     return pages.render(
         "manage.html.j2", language, status, errors=errors, registration=registration,
+        labels={**answer_labels(event), "email": pages.text(language, "guest_email")},
         event=event_view(event, language), can_invite=can_invite, problem=problem, done=request.query.get("done"),
         cancellable=registration["status"] in CANCELLABLE, answers=values or registration.get("answers") or {},
         link=lambda action="", **query: manage_link(request, action, **query),

@@ -100,3 +100,10 @@ def test_a_move_the_table_does_not_have_is_refused():
         domain.moves_to(Status.checked_in, (Status.waitlisted,))
     with pytest.raises(ValueError):
         domain.moves_to(Status.erasing, (Status.erased,))
+
+
+def test_a_span_in_one_day_names_the_day_once_in_the_events_timezone():
+    starts = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    assert domain.local_span(starts, starts + timedelta(hours=5), "Europe/Oslo") == "3. desember 2026 kl. 10:00–15:00"
+    assert domain.local_span(starts, starts + timedelta(days=1), "Europe/Oslo", "en") == (
+        "3 December 2026 at 10:00 – 4 December 2026 at 10:00")
