@@ -3,8 +3,10 @@ confirmation step), confirm an email, register as an invited guest, erase, and a
 is checked with axe-core (WCAG 2.1 AA)."""
 
 import os
+from urllib.parse import urljoin
 
 import aiohttp
+import icalendar
 import pytest
 
 from services.notifications.app import create_app as notifications_app
@@ -23,7 +25,7 @@ async def test_manage_from_the_mail_change_answer_invite_guest_cancel_and_the_ne
         system, admin_headers, mailbox, page, axe):
     event = await create_event(system, admin_headers)
     kari, ola = address("kari"), address("ola")
-    await register(system, event["slug"], participant(kari))
+    registration = await register(system, event["slug"], participant(kari))
     assert (await register(system, event["slug"], participant(ola, 2)))["status"] == "waitlisted"
     [confirmation] = await mailbox.wait_for(kari)
 
@@ -33,6 +35,17 @@ async def test_manage_from_the_mail_change_answer_invite_guest_cancel_and_the_ne
     await axe(page)
     if folder := os.environ.get("SCREENSHOTS"):  # SCREENSHOTS=docs/img renews the README's picture
         await page.screenshot(path=f"{folder}/manage.png", full_page=True)
+
+    # The calendar file is the invitation's own entry (same UID), the data download everything kept about Kari.
+    async with aiohttp.ClientSession() as http:
+        ics = await page.get_by_role("link", name="Legg møteplassen i kalenderen din").get_attribute("href")
+        async with http.get(urljoin(page.url, ics)) as resp:
+            [entry] = icalendar.Calendar.from_ical(await resp.read()).walk("VEVENT")
+        assert str(entry["UID"]) == f"{event['slug']}.{registration['id']}@moteplass.no"
+        assert str(entry["LOCATION"]) == "Bærum kulturhus, Sandvika"
+        data = await page.get_by_role("link", name="Last ned opplysningane dine").get_attribute("href")
+        async with http.get(urljoin(page.url, data)) as resp:
+            assert resp.status == 200 and (await resp.json())["email"] == kari
 
     await page.get_by_label("Treng du spesialkost?").select_option("Vegetar")
     await page.get_by_role("button", name="Lagre svara").click()
