@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import aio_pika
 from aio_pika.abc import (AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection,
                           AbstractRobustExchange, AbstractRobustQueue)
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from . import logs
@@ -49,6 +49,14 @@ def quorum(**arguments) -> dict:
 
 CONSUMERS = Gauge("bus_consumers", "Consumers this process runs on a queue and the broker still delivers to",
                   ["service", "queue"])
+# What the alerts (deploy/prometheus/alerts.yml) watch besides: how much waits, how old it is, and what was parked.
+WAITING = Gauge("bus_queue_messages", "Messages ready in a consumer queue, as the broker last said",
+                ["service", "queue"])
+LAST_CONSUMED = Gauge("bus_last_consumed_timestamp_seconds", "When this process last took a message from the queue",
+                      ["service", "queue"])
+CONSUMED_AGE = Gauge("bus_consumed_message_age_seconds", "How old (since its CloudEvent time) the last message taken "
+                     "from the queue was", ["service", "queue"])
+PARKED = Counter("bus_messages_parked_total", "Messages parked in <queue>.dead", ["service", "queue"])
 PUBLISH_TIMEOUT_S = 10.0  # a broker that neither confirms nor drops the connection must not hold a request for ever
 RECONNECT_INTERVAL_S = 1.0  # between attempts to reach a broker that went away (aio-pika's default is 5 s)
 WATCH_INTERVAL_S = 1.0
@@ -99,6 +107,11 @@ class Subscription:
             return False
         return self.tag in underlay.consumers
 
+    async def waiting(self) -> int:
+        """Messages ready in the queue (a passive declare on the plain channel underneath: nothing to restore)."""
+        underlay = await self.channel.get_underlay_channel()
+        return (await underlay.queue_declare(self.names.main, passive=True)).message_count
+
 
 class Bus:
     def __init__(self, settings: Settings, source: str):
@@ -125,8 +138,9 @@ class Bus:
 
     async def close(self) -> None:
         for subscription in self.subscriptions:
-            with contextlib.suppress(KeyError):
-                CONSUMERS.remove(subscription.service, subscription.names.main)
+            for gauge in (CONSUMERS, WAITING):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(subscription.service, subscription.names.main)
         if self.connection is not None:
             await self.connection.close()
 
@@ -185,7 +199,8 @@ class Bus:
 
     async def consume(self, service: str, bindings: Iterable[str], handler: Handler, prefetch: int = 64) -> QueueNames:
         names = QueueNames(self.settings.queue_name(service))
-        subscription = Subscription(service, names, list(bindings), Consumer(self, names, handler).on_message, prefetch)
+        subscription = Subscription(service, names, list(bindings), Consumer(self, service, names, handler).on_message,
+                                    prefetch)
         await self._subscribe(subscription)
         self.subscriptions.append(subscription)
         CONSUMERS.labels(service, names.main).set(1)
@@ -220,6 +235,8 @@ class Bus:
         for subscription in self.subscriptions:
             live = await subscription.live()
             CONSUMERS.labels(subscription.service, subscription.names.main).set(int(live))
+            if live:
+                WAITING.labels(subscription.service, subscription.names.main).set(await subscription.waiting())
             if subscription.missing.overdue(connected and not live):
                 log.warning("consumer of %s still missing; subscribing again", subscription.names.main)
                 # Closed from our side, the stale channel is not restored behind our back.
@@ -234,8 +251,10 @@ class Bus:
 class Consumer:
     """Acks on success, retries failures after growing delays, parks after max_attempts: never drops."""
 
-    def __init__(self, bus: Bus, names: QueueNames, handler: Handler):
+    def __init__(self, bus: Bus, service: str, names: QueueNames, handler: Handler):
         self.bus, self.names, self.handler = bus, names, handler
+        self.consumed = (LAST_CONSUMED.labels(service, names.main), CONSUMED_AGE.labels(service, names.main))
+        self.parked = PARKED.labels(service, names.main)
         self.delays = bus.settings.retry_delays_ms
         self.max_attempts = bus.settings.max_attempts
 
@@ -246,6 +265,9 @@ class Consumer:
         except (ValueError, ValidationError, UnknownMessageType) as exc:
             log.error("unreadable message parked", extra={"message_id": message.message_id, "error": str(exc)})
             return await self.park(message, attempts, f"unreadable: {exc}")
+        now = time.time()
+        self.consumed[0].set(now)
+        self.consumed[1].set(max(0.0, now - event.time.timestamp()))
         with logs.correlated(event.correlationid or event.id):  # the causing request's id, in logs and events
             await self._handle(message, event, attempts)
 
@@ -270,3 +292,4 @@ class Consumer:
     async def park(self, message: AbstractIncomingMessage, attempts: int, error: str) -> None:
         await self.bus.send_to_queue(self.names.dead, message, {ATTEMPTS_HEADER: attempts, "x-error": error[:1000]})
         await message.ack()
+        self.parked.inc()

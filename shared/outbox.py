@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import Gauge
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -16,6 +17,8 @@ from .messages import CloudEvent
 from .messages.envelope import also_published
 
 log = logging.getLogger(__name__)
+BACKLOG = Gauge("outbox_backlog", "Stored events older than the relay's grace and not yet published, at its last sweep",
+                ["service", "collection"])
 FIELD = "outbox"
 # Unix time of the oldest entry a document may still hold; indexed (sparse), so the relay reads only documents
 # that may have something to publish instead of the whole collection. The sweep removes it once the outbox is
@@ -67,6 +70,7 @@ class Outbox:
     def __init__(self, bus: Bus, collections: list[AsyncCollection], grace: timedelta = timedelta(seconds=5)):
         self.bus = bus
         self.collections = collections
+        self.service = bus.source.rsplit("/", 1)[-1]  # the metrics' label: /moteplass/registration → registration
         # The request that wrote an entry publishes it itself; the sweep leaves young entries to it.
         self.grace = grace
         # Every path that publishes (the request that wrote an entry, a later one that holds the same document,
@@ -161,11 +165,13 @@ class Outbox:
         may_hold = {DUE: {"$lte": cutoff.timestamp()}}
         published = 0
         for collection in self.collections:
-            async for doc in collection.find(may_hold, {FIELD: 1}):
-                # Entries are filtered here, not in the query: nx-27017 cannot compare fields inside arrays.
-                due = [e for e in doc.get(FIELD, []) if _aware(e["created_at"]) <= cutoff]
+            # Entries are filtered here, not in the query: nx-27017 cannot compare fields inside arrays.
+            docs = [(doc["_id"], [e for e in doc.get(FIELD, []) if _aware(e["created_at"]) <= cutoff])
+                    async for doc in collection.find(may_hold, {FIELD: 1})]
+            BACKLOG.labels(self.service, collection.name).set(sum(len(due) for _, due in docs))
+            for doc_id, due in docs:
                 if due:
-                    await self.flush(collection, doc["_id"], due)
+                    await self.flush(collection, doc_id, due)
                     published += len(due)
             # Atomic per document: one that gained an entry meanwhile is not empty and keeps its mark.
             await collection.update_many({**may_hold, FIELD: {"$size": 0}}, {"$unset": {DUE: ""}})
