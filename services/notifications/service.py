@@ -15,6 +15,7 @@ The claims and the attendee states of a burst are group commits (shared.batching
 flight; the outcomes are one write each, at once, since every moment before them is a window for a copy."""
 
 import asyncio
+import itertools
 import logging
 import time
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from . import domain
 from .domain import Mail, Status
 from .mailer import DeliveryError, Mailer
 from .render import Outgoing, compose
-from .store import Store, Unavailable
+from .store import Store, unavailable
 
 log = logging.getLogger(__name__)
 SOURCE = "/moteplass/notifications"
@@ -88,13 +89,14 @@ class Notifier:
     async def _patiently(step, patience_s: float):
         """Run a store step until the store answers, for up to patience_s, then let the error through."""
         deadline, pause = time.monotonic() + patience_s, 0.1
-        while True:
+        for tries in itertools.count():
             try:
                 return await step()
-            except Unavailable:
-                if time.monotonic() + pause > deadline:
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() + pause > deadline:
                     raise
-                log.warning("the store does not answer; trying again", exc_info=True)
+                if tries == 0:  # once per step, not per try: an outage holds every message in flight
+                    log.warning("the store does not answer; holding the work until it does", extra={"error": repr(exc)})
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
 

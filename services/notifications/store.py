@@ -14,18 +14,18 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import drop_retired_indexes, duplicates_in
+# Whether an error says the store did not answer, which callers wait out (the rule the HTTP 503s use): named
+# here, the one module that knows the driver.
+from shared.mongo import unavailable as unavailable
 from shared.outbox import FIELD as OUTBOX, add as outbox_add, holding as outbox_holding
 
 from . import domain
 from .domain import Mail, Status
 
 
-# The error of a store that does not answer, which callers wait out: named here, the one module that knows the
-# driver.
-Unavailable = ConnectionFailure
 
 
 def key(message_id: str, mail: Mail) -> dict:
