@@ -3,6 +3,7 @@ layout and stylesheet, with texts in nn (default), nb and en. They need no JavaS
 token from the mail authorises each (it travels in the form, so no cookie is involved and another site cannot
 forge a request without it)."""
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cache, wraps
 from importlib.resources import files
@@ -11,7 +12,11 @@ import yaml
 from aiohttp import web
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
+from .http import RETRY_AFTER_S
 from .messages import Language
+from .mongo import unavailable as store_unavailable
+
+log = logging.getLogger(__name__)
 
 # Pages carry secret links: never cached, never passed on in a Referer, never framed by another site.
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
@@ -86,6 +91,18 @@ class Pages:
                         return self.error(language, status, self.text(language, "link_wrong"),
                                           self.text(language, "link_wrong_help"))
                     return self.error(language, status, exc.message, headers=headers)
+                except web.HTTPException:
+                    raise  # a redirect after a form, or aiohttp's own answer
+                except Exception as exc:  # as the JSON routes answer them (shared.http), but as a page
+                    language = language_of(request)
+                    if store_unavailable(exc):
+                        log.warning("store unavailable: %r", exc)
+                        return self.error(language, 503, self.text(language, "unavailable"),
+                                          self.text(language, "try_again_soon"),
+                                          headers={"Retry-After": str(RETRY_AFTER_S)})
+                    log.exception("unhandled error")
+                    return self.error(language, 500, self.text(language, "error_title"),
+                                      self.text(language, "try_again_later"))
             return page
         return decorate
 

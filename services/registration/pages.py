@@ -92,7 +92,7 @@ def event_form(event: dict, language: Language, values: dict, errors: dict | Non
         closed = refused.message
     return pages.render("event.html.j2", language, status, errors=errors, labels=form_labels(event, language),
                         event=event_view(event, language),
-                        values=defaultdict(str, values), closed=closed, organisation_types=[(t.value, t.value) for t in OrganisationType],
+                        values=defaultdict(str, values), closed=closed, organisation_types=[(t.value, pages.text(language, f"org_{t.name}")) for t in OrganisationType],
                         lang_query=urlencode({"lang": language.value}))
 
 
