@@ -95,6 +95,7 @@ class Subscription:
     on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
     prefetch: int
     channel: AbstractRobustChannel | None = None
+    queue: AbstractRobustQueue | None = None
     tag: str = ""
     missing: Absence = field(default_factory=Absence)
 
@@ -121,7 +122,11 @@ class Bus:
         self.channel: AbstractRobustChannel | None = None
         self.exchange: AbstractRobustExchange | None = None
         self.subscriptions: list[Subscription] = []
+        self.consuming = True  # until `stop_consuming`: then no consumer is set up again
         self._publishing = Absence()
+        self._handling = 0  # messages whose handler has not finished (acked, retried or parked) yet
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def connect(self) -> "Bus":
         # connect_robust reconnects and restores channels with the exchanges and queues declared through them (and
@@ -143,6 +148,36 @@ class Bus:
                     gauge.remove(subscription.service, subscription.names.main)
         if self.connection is not None:
             await self.connection.close()
+
+    async def stop_consuming(self) -> None:
+        """Take no more messages: cancel every consumer (basic.cancel; a robust channel does not restore it), so
+        the broker delivers what is left to the other replicas. Messages already delivered stay with their
+        handlers; `drained` waits for them. Safe to call again."""
+        if not self.consuming:
+            return
+        self.consuming = False
+        for subscription in self.subscriptions:
+            # A connection that is down has no consumer to cancel; its unacked messages go back to the queue.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(subscription.queue.cancel(subscription.tag), WATCH_INTERVAL_S)
+
+    async def drained(self) -> None:
+        """Wait until the handlers of the messages delivered so far have finished and acked."""
+        await asyncio.sleep(0.1)  # deliveries read before the cancel's reply start their handlers
+        while self._handling:
+            await self._idle.wait()
+
+    @contextlib.contextmanager
+    def handling(self):
+        """Count a message in flight while its handler runs (see `drained`)."""
+        self._handling += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._handling -= 1
+            if not self._handling:
+                self._idle.set()
 
     @property
     def is_connected(self) -> bool:
@@ -212,7 +247,7 @@ class Bus:
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=subscription.prefetch)
         queue = await self._declare_queues(channel, subscription.names, subscription.bindings)
-        subscription.channel = channel
+        subscription.channel, subscription.queue = channel, queue
         subscription.tag = await queue.consume(subscription.on_message)
 
     async def watch(self) -> None:
@@ -237,7 +272,7 @@ class Bus:
             CONSUMERS.labels(subscription.service, subscription.names.main).set(int(live))
             if live:
                 WAITING.labels(subscription.service, subscription.names.main).set(await subscription.waiting())
-            if subscription.missing.overdue(connected and not live):
+            if subscription.missing.overdue(connected and not live and self.consuming):
                 log.warning("consumer of %s still missing; subscribing again", subscription.names.main)
                 # Closed from our side, the stale channel is not restored behind our back.
                 with contextlib.suppress(Exception):
@@ -259,6 +294,10 @@ class Consumer:
         self.max_attempts = bus.settings.max_attempts
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        with self.bus.handling():
+            await self._on_message(message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
         try:
             event = parse_event(message.body)

@@ -68,16 +68,28 @@ class Runtime:
         and the store; it runs once the last requests are answered."""
         self._settling.append(job)
 
+    async def stop_taking(self) -> None:
+        """At SIGTERM, while the last requests are answered: take no more messages off the bus."""
+        await self.bus.stop_consuming()
+
     async def stop(self) -> None:
+        await self.stop_taking()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         try:
-            await asyncio.wait_for(asyncio.gather(*(job() for job in self._settling)), SETTLE_S)
+            await asyncio.wait_for(self._settle(), SETTLE_S)
         except TimeoutError:
-            log.warning("stopped before all work was settled; the outbox relay publishes the rest")
+            log.warning("stopped before all work was settled; unacked messages go back to the queue and the "
+                        "outbox relay publishes the rest")
         await self.bus.close()
         await self.client.close()
+
+
+    async def _settle(self) -> None:
+        # The handlers in flight finish (and ack) first: what they store is then published with the rest.
+        await self.bus.drained()
+        await asyncio.gather(*(job() for job in self._settling))
 
 
 async def _repeat(interval_s: float, job: Callable[[], Awaitable]) -> None:
@@ -134,4 +146,6 @@ def create_service_app(service: str, settings: Settings, *, api: Api | None = No
         await runtime.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    # aiohttp calls on_shutdown once it stops listening, before it waits for the requests in flight.
+    app.on_shutdown.append(lambda app: runtime.stop_taking())
     return app

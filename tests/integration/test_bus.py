@@ -8,6 +8,7 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
+from shared import bus as bus_module
 from shared import outbox as outbox_module
 from shared.bus import ATTEMPTS_HEADER, Bus
 from shared.idempotency import ProcessedMessages
@@ -207,3 +208,35 @@ async def test_the_watch_opens_again_a_channel_to_publish_on_that_was_closed_fro
         await bus.publish(confirmed())
     finally:
         watch.cancel()
+
+
+async def test_stop_consuming_takes_no_more_and_lets_the_handlers_in_flight_finish_and_ack(bus, monkeypatch):
+    started: list[str] = []
+    finished: list[str] = []
+    release = asyncio.Event()
+
+    async def slow(event: CloudEvent) -> None:
+        started.append(event.id)
+        await release.wait()
+        finished.append(event.id)
+
+    names = await bus.consume(SERVICE, ["registration.#"], slow, prefetch=3)
+    for _ in range(10):
+        await bus.publish(confirmed())
+    await until(lambda: len(started) == 3)  # the prefetch: three in flight, seven waiting in the queue
+    await bus.stop_consuming()
+    draining = asyncio.create_task(bus.drained())
+    await asyncio.sleep(0.3)
+    assert not draining.done(), "drained before the handlers in flight finished"
+    assert await bus.missing_consumers() == [names.main]  # /readyz says so while it drains
+    release.set()
+    await asyncio.wait_for(draining, 5)
+    assert sorted(finished) == sorted(started) and len(started) == 3  # none taken after the cancel
+    monkeypatch.setattr(bus_module, "RESUBSCRIBE_AFTER_S", 0)
+    await bus.check()  # the watch does not subscribe a stopped consumer again
+    assert await bus.missing_consumers() == [names.main]
+    # The three were acked; the other seven wait, ready, for another replica.
+    channel = await bus.connection.channel()
+    queue = await channel.declare_queue(names.main, passive=True)
+    assert queue.declaration_result.message_count == 7
+    assert queue.declaration_result.consumer_count == 0
