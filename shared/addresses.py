@@ -11,7 +11,7 @@ import functools
 from typing import Annotated
 
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 INVALID = "Skriv ei gyldig e-postadresse, til dømes namn@eksempel.no."
@@ -35,7 +35,8 @@ def normalise(value: str) -> str:
 
 
 # An address given in a request (RFC 5321's 254 octets at most).
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise)]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise),
+                  Field(json_schema_extra={"format": "email"})]
 
 
 def needs_smtputf8(address: str) -> bool:

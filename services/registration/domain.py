@@ -32,6 +32,8 @@ class Status(StrEnum):
 
 
 ACTIVE = (Status.confirmed, Status.waitlisted, Status.checked_in)
+# What a participant may still change (answers); a cancelled registration is kept as it was, read-only.
+CHANGEABLE = (*ACTIVE, Status.pending_confirmation, Status.allocating)
 
 # A registration's state machine, the one table of it: each status with the statuses it may be reached from. A
 # registration starts `allocating` (or `pending_confirmation` under double opt-in) and moves only along these; the
@@ -203,6 +205,20 @@ def local_span(starts: datetime, ends: datetime, timezone: str, language: str = 
     if starts.astimezone(zone).date() == ends.astimezone(zone).date():
         return f"{local_time(starts, timezone, language)}–{ends.astimezone(zone):%H:%M}"
     return f"{local_time(starts, timezone, language)} – {local_time(ends, timezone, language)}"
+
+
+EVENT_NOT_FOUND = "Fann ikkje møteplassen."
+
+
+def check_public(event: dict) -> None:
+    """A draft is there for admins only: to anyone else it does not exist yet."""
+    if event["status"] == EventStatus.draft:
+        raise Refused(EVENT_NOT_FOUND, 404)
+
+
+def check_changeable(registration: dict) -> None:
+    if registration["status"] not in CHANGEABLE:
+        raise Refused("Påmeldinga er avmeld og kan ikkje endrast. Meld deg på på nytt om du vil kome likevel.")
 
 
 def check_window(event: dict, now: datetime) -> None:

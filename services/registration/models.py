@@ -3,15 +3,16 @@
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from pydantic import (
-    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WrapValidator,
+    MISSING, AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, WrapValidator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from shared.addresses import Email
+from shared.fields import Flag, Moment
 from shared.messages import Language
 
 from .domain import EventStatus, OrganisationType, QuestionKind, Status
@@ -39,16 +40,17 @@ class EventKind(StrEnum):
     webinar = "webinar"
 
 
+TIMEZONES = frozenset(available_timezones())  # IANA names only: a path such as "Europe" is no zone
+
+
 def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PydanticCustomError("timezone", "Ukjend tidssone (bruk t.d. Europe/Oslo).") from None
+    if value not in TIMEZONES:
+        raise PydanticCustomError("timezone", "Ukjend tidssone (bruk t.d. Europe/Oslo).")
     return value
 
 
 Capacity = Annotated[int, Field(ge=1, le=100_000, strict=True)]
-Timezone = Annotated[str, AfterValidator(_timezone)]
+Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
 
 
 class Question(Input):
@@ -56,7 +58,7 @@ class Question(Input):
     text: Text
     kind: QuestionKind = QuestionKind.text
     options: list[Text] = Field(default_factory=list, max_length=50)
-    required: bool = False
+    required: Flag = False
 
     @model_validator(mode="after")
     def choices_have_options(self) -> Self:
@@ -71,36 +73,37 @@ class EventIn(Input):
     description: Annotated[str, StringConstraints(max_length=20000)] = ""
     kind: EventKind = EventKind.workshop
     organisers: list[Text] = Field(default_factory=list, max_length=20)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Moment
+    ends_at: Moment
     venue: Text
     address: Annotated[str, StringConstraints(max_length=300)] = ""
     capacity: Capacity
     language: Language = Language.nn
     timezone: Timezone = "Europe/Oslo"
-    registration_opens_at: AwareDatetime | None = None
-    registration_closes_at: AwareDatetime | None = None
-    waitlist_enabled: bool = True
+    registration_opens_at: Moment | None = None
+    registration_closes_at: Moment | None = None
+    waitlist_enabled: Flag = True
     guests_per_municipality: int = Field(1, ge=0, le=100, strict=True)
-    require_email_confirmation: bool = False
+    require_email_confirmation: Flag = False
     questions: list[Question] = Field(default_factory=list, max_length=30)
     retention_days: int = Field(30, ge=0, le=3650, strict=True,
                                 description="Personal data is purged this many days after the end")
-    published: bool = Field(True, description="False keeps it a draft until POST /events/{slug}/publish")
+    published: Flag = Field(True, description="False keeps it a draft until POST /events/{slug}/publish")
 
 
 class EventUpdate(Input):
-    """Only the fields sent are changed."""
+    """Only the fields sent are changed. What a møteplass must have cannot be sent as null (a 422): only the
+    registration window's ends can be cleared."""
 
-    title: Text | None = None
-    description: Annotated[str, StringConstraints(max_length=20000)] | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    venue: Text | None = None
-    address: Annotated[str, StringConstraints(max_length=300)] | None = None
-    capacity: Capacity | None = None
-    registration_opens_at: AwareDatetime | None = None
-    registration_closes_at: AwareDatetime | None = None
+    title: Text | MISSING = MISSING
+    description: Annotated[str, StringConstraints(max_length=20000)] | MISSING = MISSING
+    starts_at: Moment | MISSING = MISSING
+    ends_at: Moment | MISSING = MISSING
+    venue: Text | MISSING = MISSING
+    address: Annotated[str, StringConstraints(max_length=300)] | MISSING = MISSING
+    capacity: Capacity | MISSING = MISSING
+    registration_opens_at: Moment | None | MISSING = MISSING
+    registration_closes_at: Moment | None | MISSING = MISSING
 
 
 class EventOut(BaseModel):
@@ -157,7 +160,8 @@ class RegistrationIn(Input):
     answers: Answers = Field(default_factory=dict, description="By question id")
     invite_code: Annotated[str, StringConstraints(max_length=100)] | None = Field(
         None, description="A guest's code from their invitation")
-    consent: Annotated[bool, AfterValidator(_consent)] = Field(description="Must be true")
+    consent: Annotated[Flag, AfterValidator(_consent)] = Field(description="Must be true",
+                                                               json_schema_extra={"const": True})
     privacy_version: Annotated[str, StringConstraints(max_length=40)] = Field(
         "2026-01", description="Version of the privacy text agreed to")
 
@@ -177,10 +181,10 @@ class RegistrationOut(BaseModel):
     event_slug: str
     status: Status
     position: int | None = Field(None, description="Place on the waiting list (1 = next in line)")
-    name: str
-    email: str
+    name: str | None = Field(None, description="None once erased (as email and organisation)")
+    email: str | None = None
     phone: str | None = None
-    organisation: str
+    organisation: str | None = None
     organisation_type: OrganisationType = OrganisationType.anna
     municipality: Municipality | None = None
     language: Language

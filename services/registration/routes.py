@@ -5,8 +5,8 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic_core import to_jsonable_python
 
-from shared.auth import Role
-from shared.http import Api, ApiError
+from shared.auth import AuthError, Role
+from shared.http import VERIFIER, Api, ApiError
 from shared.ratelimit import RateLimits, client_ip
 
 from . import domain
@@ -39,7 +39,20 @@ def event_out(doc: dict) -> EventOut:
 
 
 def registration_out(doc: dict) -> RegistrationOut:
-    return RegistrationOut(id=doc["_id"], **{k: doc.get(k) for k in RegistrationOut.model_fields if k != "id"})
+    # An erased registration keeps no personal data: its row shows status, time and anonymous fields only.
+    shown = {k: doc[k] for k in RegistrationOut.model_fields if k in doc and k != "id"}
+    if doc["status"] == domain.Status.erased:
+        shown.pop("email", None)
+    return RegistrationOut(id=doc["_id"], **shown)
+
+
+async def is_admin(request: web.Request) -> bool:
+    """Whether a route open to everyone may show this request what only admins see (drafts)."""
+    try:
+        await request.app[VERIFIER].require(request.headers.get("Authorization"), ADMIN)
+    except AuthError:
+        return False
+    return True
 
 
 async def rate_limit(request: web.Request) -> None:
@@ -93,10 +106,12 @@ async def list_events(request: web.Request) -> list[EventOut]:
     return [event_out(doc) for doc in await flows(request).store.listed_events()]
 
 
-@api.route("GET", "/events/{slug}", response=EventOut, errors={404: "No such møteplass"})
+@api.route("GET", "/events/{slug}", response=EventOut, errors={404: "No such møteplass (a draft, but to admins)"})
 async def get_event(request: web.Request) -> EventOut:
-    """One møteplass, with seats left."""
-    return event_out(await flows(request).event(request.match_info["slug"]))
+    """One møteplass, with seats left. A draft is shown only with an admin token."""
+    slug = request.match_info["slug"]
+    flow = flows(request)
+    return event_out(await (flow.event(slug) if await is_admin(request) else flow.public_event(slug)))
 
 
 @api.route("POST", "/events/{slug}/registrations", body=RegistrationIn, response=RegistrationOut, status=201,
@@ -129,7 +144,8 @@ async def cancel_registration(request: web.Request, query: TokenQuery) -> None:
     await flows(request).cancel(request.match_info["id"], query.token)
 
 
-@api.route("PATCH", "/registrations/{id}", query=TokenQuery, body=AnswersIn, response=RegistrationOut, errors=NOT_OWN)
+@api.route("PATCH", "/registrations/{id}", query=TokenQuery, body=AnswersIn, response=RegistrationOut,
+           errors={**NOT_OWN, 409: "Cancelled: a cancelled registration cannot be changed"})
 async def change_answers(request: web.Request, query: TokenQuery, body: AnswersIn) -> RegistrationOut:
     """Change one's answers to the møteplass's questions (by the secret link)."""
     return registration_out(await flows(request).change_answers(request.match_info["id"], query.token,

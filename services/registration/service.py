@@ -23,6 +23,7 @@ from .domain import EventStatus, Refused, Status
 from .store import Duplicate, Store
 
 NOT_FOUND = "Fann ikkje påmeldinga, eller lenkja er ikkje gyldig."
+EVENT_NOT_FOUND = domain.EVENT_NOT_FOUND
 RECENT = 1.0  # seconds an instance may use an event as read before (see _recent_event)
 CANCELLABLE = (Status.confirmed, Status.waitlisted, Status.pending_confirmation)
 
@@ -58,7 +59,13 @@ class Registrations:
     async def event(self, slug: str) -> dict:
         event = await self.store.event(slug)
         if event is None:
-            raise Refused("Fann ikkje møteplassen.", 404)
+            raise Refused(EVENT_NOT_FOUND, 404)
+        return event
+
+    async def public_event(self, slug: str) -> dict:
+        """A møteplass as anyone may see it: a draft is not there yet."""
+        event = await self.event(slug)
+        domain.check_public(event)
         return event
 
     # Møteplassar (admin)
@@ -143,6 +150,7 @@ class Registrations:
 
     async def register(self, slug: str, body: RegistrationIn) -> dict:
         event = await self._recent_event(slug)
+        domain.check_public(event)
         domain.check_window(event, now())
         domain.invalid(domain.answer_problems(event["questions"], body.answers)
                        + addresses.undeliverable("email", body.email, self.settings.smtp_utf8))
@@ -374,9 +382,13 @@ class Registrations:
 
     async def change_answers(self, rid: str, token: str, answers: dict) -> dict:
         registration = await self.own(rid, token)
+        domain.check_changeable(registration)
         event = await self.event(registration["event_slug"])
         domain.invalid(domain.answer_problems(event["questions"], answers))
-        return await self.store.set_answers(rid, answers) or await self.own(rid, token)
+        changed = await self.store.set_answers(rid, answers, domain.CHANGEABLE)
+        if changed is None:  # cancelled meanwhile
+            domain.check_changeable(await self.own(rid, token))
+        return changed
 
     async def own_data(self, rid: str, token: str) -> dict:
         registration = await self.own(rid, token)

@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared import outbox
-from shared.mongo import duplicates_in
+from shared.mongo import drop_retired_indexes, duplicates_in
 
 from . import domain
 from .domain import EventStatus, Status
@@ -52,12 +52,24 @@ class Store:
         self.requests = db["idempotent_requests"]
 
     async def ensure_indexes(self) -> None:
-        # One registration per email and møteplass: the store refuses the second, however many instances run.
-        await self.registrations.create_index([("event_slug", 1), ("email", 1)], unique=True)
+        # One live registration per email and møteplass: the store refuses the second, however many instances
+        # run. `live_email` is the address while the registration holds it; a cancelled or erased one lets go, so
+        # the person may register again.
+        await self.registrations.create_index([("event_slug", 1), ("live_email", 1)], unique=True,
+                                              partialFilterExpression={"live_email": {"$exists": True}})
+        await self._hold_live_emails()
+        await drop_retired_indexes(self.registrations, [[("event_slug", 1), ("email", 1)]])
         await self.registrations.create_index([("status", 1), ("updated_ts", 1)])
         await self.invites.create_index("code_hash", unique=True)
         await self.invites.create_index("claim_ts", sparse=True)
         await self.requests.create_index("expires.at", expireAfterSeconds=0)
+
+    async def _hold_live_emails(self) -> None:
+        """Registrations stored before `live_email` existed (unique on the email itself) hold it from now on."""
+        released = [Status.cancelled.value, Status.erased.value]
+        async for doc in self.registrations.find({"live_email": {"$exists": False}, "status": {"$nin": released}},
+                                                 {"email": 1}):
+            await self.registrations.update_one({"_id": doc["_id"]}, {"$set": {"live_email": doc["email"]}})
 
     # Events
 
@@ -146,7 +158,8 @@ class Store:
         stored (False: that email is already registered for the event, the others are stored all the same)."""
         ts = time.time()
         duplicates = await duplicates_in(self.registrations.insert_many(
-            [{**doc, "updated_ts": ts, **outbox.holding(entries)} for doc, entries in batch], ordered=False))
+            [{**doc, "live_email": doc["email"], "updated_ts": ts, **outbox.holding(entries)}
+             for doc, entries in batch], ordered=False))
         return [i not in duplicates for i in range(len(batch))]
 
     async def delete_registration(self, rid: str, status: Status) -> None:
@@ -186,6 +199,8 @@ class Store:
         recording the messages this causes (and the hash of the token their link carries) in the same write; None
         when it was in no status that move starts from (another flow got there first)."""
         update = {"$set": {**changes, "status": status.value, "updated_ts": time.time()}, **outbox.add(entries)}
+        if status == Status.cancelled:  # the address is free to register again
+            update["$unset"] = {"live_email": ""}
         if token_hash:
             update["$push"] = {"token_hashes": token_hash}
         return await self.registrations.find_one_and_update(
@@ -206,9 +221,10 @@ class Store:
             [{"$match": {"event_slug": slug}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}])
         return {row["_id"]: row["n"] async for row in cursor}
 
-    async def set_answers(self, rid: str, answers: dict) -> dict | None:
+    async def set_answers(self, rid: str, answers: dict, statuses: tuple[Status, ...]) -> dict | None:
+        """Change the answers of a registration in one of these statuses; None when it is in none."""
         return await self.registrations.find_one_and_update(
-            {"_id": rid, "status": {"$nin": [Status.erased.value, Status.erasing.value]}},
+            {"_id": rid, "status": {"$in": [s.value for s in statuses]}},
             {"$set": {"answers": answers, "updated_ts": time.time()}}, projection=NO_OUTBOX, return_document=AFTER)
 
     async def erase(self, rid: str, entries: list[dict]) -> dict | None:
@@ -216,7 +232,7 @@ class Store:
         return await self.registrations.find_one_and_update(
             {"_id": rid, "status": {"$in": domain.moves_to(Status.erased)}},
             {"$set": {"status": Status.erased.value, "email": domain.erased_email(rid), "updated_ts": time.time()},
-             "$unset": {field: "" for field in domain.PERSONAL_FIELDS}, **outbox.add(entries)},
+             "$unset": {field: "" for field in (*domain.PERSONAL_FIELDS, "live_email")}, **outbox.add(entries)},
             projection=NO_OUTBOX, return_document=AFTER)
 
     async def events_keeping_personal_data(self) -> list[dict]:

@@ -26,7 +26,7 @@ async def stored_registrations(settings) -> int:
     (person(email={"$ne": None}), "email", "string_type"),
     (person(name={"$gt": ""}), "name", "string_type"),
     (person(consent=False), "consent", "consent_required"),
-    (person(consent="kanskje"), "consent", "bool_parsing"),
+    (person(consent="kanskje"), "consent", "bool_type"),
     (person(organisation=42), "organisation", "string_type"),
     (person(language="de"), "language", "enum"),
     (person(name="   "), "name", "string_too_short"),
