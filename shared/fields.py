@@ -1,9 +1,9 @@
 """Input field types both services' HTTP models use where a person means something exact: a yes/no is the JSON
-`true` or `false` (not "yes", 1 or 0), and a moment is an ISO 8601 time with its time zone (not a bare number)
+`true` or `false` (not "yes", 1 or 0), a count is a JSON number without a fraction (not "10"), and a moment is an ISO 8601 time with its time zone (not a bare number)
 within the range every store and id can hold."""
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
@@ -11,10 +11,21 @@ from pydantic_core import PydanticCustomError
 
 Flag = Annotated[bool, Field(strict=True)]
 
-# An ObjectId holds its creation second in 32 unsigned bits: 1970 up to early 2106. Every time we accept fits.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2106, 2, 7, tzinfo=UTC)
+
+def _whole(value: Any) -> Any:
+    # JSON Schema's integer includes 10.0; "10", true and 10.5 are no whole numbers.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def whole(ge: int, le: int) -> Any:
+    """A whole number within [ge, le] (the bounds go inside, before the validator, so the schema shows them)."""
+    return Annotated[int, Field(strict=True, ge=ge, le=le), BeforeValidator(_whole)]
+
+# An ObjectId holds its creation second in 32 unsigned bits: 1970 up to early 2106. Years 1971–2105 fit there
+# whatever the offset, and the schema can say so (a pattern) as exactly as the check does.
+FIRST_YEAR, LAST_YEAR = 1971, 2105
 _ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]")
+YEARS = r"^(197[1-9]|19[89]\d|20\d\d|210[0-5])-"
 
 
 def _iso_text(value: Any) -> Any:
@@ -27,10 +38,12 @@ def _iso_text(value: Any) -> Any:
 
 
 def _in_range(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        raise PydanticCustomError("datetime_range", "Tidspunktet må vere mellom 1970 og 2106.")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise PydanticCustomError("datetime_range", "Tidspunktet må vere mellom år {first} og {last}.",
+                                  {"first": FIRST_YEAR, "last": LAST_YEAR})
     return value
 
 
 Moment = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range),
-                   Field(description="ISO 8601 with a time zone, between 1970 and 2106")]
+                   Field(description=f"ISO 8601 with a time zone, in the years {FIRST_YEAR}–{LAST_YEAR}",
+                         json_schema_extra={"pattern": YEARS})]

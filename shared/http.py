@@ -228,6 +228,18 @@ class Endpoint:
     status: int
     roles: set[Role] | None
     errors: dict[int, str]
+    media: str
+
+
+JSON = "application/json"
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["status", "message", "request_id"], "properties": {
+        "status": {"type": "integer"}, "message": {"type": "string"}, "request_id": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {
+            "field": {"type": "string"}, "message": {"type": "string"}, "detail": {"type": "string"},
+            "type": {"type": "string"}}}}}}}}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
+                               "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
 
 
 class Api:
@@ -239,10 +251,11 @@ class Api:
 
     def route(self, method: str, path: str, *, summary: str = "", body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, response: Any = None, status: int = 200,
-              roles: set[Role] | None = None, errors: dict[int, str] | None = None):
+              roles: set[Role] | None = None, errors: dict[int, str] | None = None, media: str = JSON):
+        """`media`: the content type of a successful answer (JSON unless the handler returns, say, a page)."""
         def decorate(fn):
             self.endpoints.append(Endpoint(method, path, fn, summary or (fn.__doc__ or "").strip().split("\n")[0],
-                                           body, query, response, status, roles, errors or {}))
+                                           body, query, response, status, roles, errors or {}, media))
             return fn
         return decorate
 
@@ -269,46 +282,58 @@ class Api:
         app.router.add_get("/openapi.json", openapi)
 
     def openapi(self) -> dict:
-        schemas: dict[str, Any] = {}
+        """The OpenAPI 3.1 document of the routes: every parameter and body with the constraints the models
+        enforce, and every answer the plumbing can give besides the route's own (400, 415, 422, 401, 403, 503)."""
+        schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
         paths: dict[str, dict] = {}
 
-        def ref(annotation: Any, mode: str) -> dict:
+        def schema_of(annotation: Any, mode: str) -> dict:
             schema = TypeAdapter(annotation).json_schema(mode=mode, ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
+            return schema
+
+        def ref(annotation: Any, mode: str) -> dict:
+            schema = schema_of(annotation, mode)
             if "title" in schema and schema.get("type") == "object":
                 schemas[schema["title"]] = schema
                 return {"$ref": f"#/components/schemas/{schema['title']}"}
             return schema
 
-        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        schemas["Error"] = {"type": "object", "properties": {"error": {"type": "object", "properties": {
-            "status": {"type": "integer"}, "message": {"type": "string"}, "request_id": {"type": "string"},
-            "details": {"type": "array", "items": {"type": "object", "properties": {
-                "field": {"type": "string"}, "message": {"type": "string"}}}}}}}}
+        def error(description: str, headers: dict | None = None) -> dict:
+            answer = {"description": description,
+                      "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            return answer | ({"headers": headers} if headers else {})
+
         for ep in self.endpoints:
-            op: dict[str, Any] = {"summary": ep.summary, "responses": {}}
+            responses: dict[str, Any] = {}
+            op: dict[str, Any] = {"summary": ep.summary, "responses": responses}
             params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                       for name in _path_params(ep.path)]
             if ep.query is not None:
-                for name, info in ep.query.model_fields.items():
-                    params.append({"name": info.alias or name, "in": "query", "required": info.is_required(),
-                                   "schema": ref(info.annotation, "validation")})
+                query = schema_of(ep.query, "validation")
+                params += [{"name": name, "in": "query", "required": name in query.get("required", ()),
+                            "schema": field} for name, field in query["properties"].items()]
+                responses["422"] = error("Invalid query parameters, with a message per parameter")
             if params:
                 op["parameters"] = params
             if ep.body is not None:
-                op["requestBody"] = {"required": True,
-                                     "content": {"application/json": {"schema": ref(ep.body, "validation")}}}
-                op["responses"]["422"] = {"description": "Invalid input, with a message per field", **error}
+                op["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(ep.body, "validation")}}}
+                responses["400"] = error("The body is not valid JSON")
+                responses["415"] = error("The body is not sent as application/json")
+                responses["422"] = error("Invalid input, with a message per field")
             ok: dict[str, Any] = {"description": "OK"}
-            if ep.response is not None:
-                ok["content"] = {"application/json": {"schema": ref(ep.response, "serialization")}}
-            op["responses"][str(ep.status)] = ok
+            if ep.status != 204:
+                schema = {} if ep.response is None else ref(ep.response, "serialization")
+                ok["content"] = {ep.media: {"schema": schema}}
+            responses[str(ep.status)] = ok
             if ep.roles:
                 op["security"] = [{"bearer": []}]
-                op["responses"]["401"] = {"description": "No or invalid token", **error}
-                op["responses"]["403"] = {"description": f"Needs role {' or '.join(sorted(ep.roles))}", **error}
+                responses["401"] = error("No or invalid token", {"WWW-Authenticate": {"schema": {"type": "string"}}})
+                responses["403"] = error(f"Needs role {' or '.join(sorted(ep.roles))}")
             for code, text in ep.errors.items():
-                op["responses"][str(code)] = {"description": text, **error}
+                responses[str(code)] = error(text, RETRY_AFTER if code in (429, 503) else None)
+            responses.setdefault("503", error("A store or broker it needs is unavailable: try again later",
+                                              RETRY_AFTER))
             paths.setdefault(ep.path, {})[ep.method.lower()] = op
         return {"openapi": "3.1.0", "info": {"title": self.title, "version": self.version,
                                              "description": self.description},

@@ -12,7 +12,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from shared.addresses import Email
-from shared.fields import Flag, Moment
+from shared.fields import Flag, Moment, whole
 from shared.messages import Language
 
 from .domain import EventStatus, OrganisationType, QuestionKind, Status
@@ -49,7 +49,7 @@ def _timezone(value: str) -> str:
     return value
 
 
-Capacity = Annotated[int, Field(ge=1, le=100_000, strict=True)]
+Capacity = whole(1, 100_000)
 Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
 
 
@@ -83,10 +83,10 @@ class EventIn(Input):
     registration_opens_at: Moment | None = None
     registration_closes_at: Moment | None = None
     waitlist_enabled: Flag = True
-    guests_per_municipality: int = Field(1, ge=0, le=100, strict=True)
+    guests_per_municipality: whole(0, 100) = 1
     require_email_confirmation: Flag = False
     questions: list[Question] = Field(default_factory=list, max_length=30)
-    retention_days: int = Field(30, ge=0, le=3650, strict=True,
+    retention_days: whole(0, 3650) = Field(30,
                                 description="Personal data is purged this many days after the end")
     published: Flag = Field(True, description="False keeps it a draft until POST /events/{slug}/publish")
 
@@ -150,6 +150,11 @@ Answers = Annotated[dict[Annotated[str, StringConstraints(max_length=80)], Answe
 
 
 class RegistrationIn(Input):
+    # The rule of municipality_for_kommune, in the schema too (so that a client can know it).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"organisation_type": {"const": "kommune"}}, "required": ["organisation_type"]},
+        "then": {"required": ["municipality"], "properties": {"municipality": {"type": "object"}}}})
+
     name: Text
     email: Email
     phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ]{8,16}$")] | None = None

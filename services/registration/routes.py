@@ -174,7 +174,8 @@ async def list_registrations(request: web.Request, query: RegistrationFilter, cl
     return RegistrationPage(items=[registration_out(r) for r in items], next_cursor=cursor)
 
 
-@api.route("GET", "/events/{slug}/registrations.csv", roles=ADMIN, errors={404: "No such møteplass"})
+@api.route("GET", "/events/{slug}/registrations.csv", roles=ADMIN, errors={404: "No such møteplass"},
+           media="text/csv")
 async def export_registrations(request: web.Request, claims: dict) -> web.Response:
     """The participant list for Excel (UTF-8 with BOM, Norwegian headers, one column per question)."""
     slug = request.match_info["slug"]

@@ -95,7 +95,7 @@ async def test_finding_9_consent_must_be_the_json_true(http, base, create_event,
 @pytest.mark.parametrize("change", [
     {"starts_at": 0}, {"starts_at": "0"}, {"starts_at": 1_800_000_000}, {"ends_at": "1700000000"},
     {"starts_at": "0001-01-01T00:00:00+01:00"}, {"ends_at": "9999-12-31T23:59:59-14:00"},
-    {"waitlist_enabled": 0}, {"published": "false"}, {"capacity": "10"}, {"capacity": 10.0},
+    {"waitlist_enabled": 0}, {"published": "false"}, {"capacity": "10"}, {"capacity": 10.5}, {"capacity": True},
 ])
 async def test_finding_9_an_event_takes_exact_types_only(http, base, admin_headers, change):
     async with http.post(f"{base}/events", json=event_body(**change), headers=admin_headers) as resp:
