@@ -1,5 +1,6 @@
 """Input field types both services' HTTP models use where a person means something exact: a yes/no is the JSON
-`true` or `false` (not "yes", 1 or 0), a count is a JSON number without a fraction (not "10"), and a moment is an ISO 8601 time with its time zone (not a bare number)
+`true` or `false` (not "yes", 1 or 0), a count is a JSON number without a fraction (not "10"), a text has
+something to read in it (not only spaces), and a moment is an ISO 8601 time with its time zone (not a bare number)
 within the range every store and id can hold."""
 
 import re
@@ -10,6 +11,27 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 Flag = Annotated[bool, Field(strict=True)]
+
+# Whitespace as the regular expressions of JSON Schema (ECMA-262 \s) know it, so that a text's pattern in the
+# schema and its check here agree on every character.
+SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_SPACE_CHARS = "\t\n\v\f\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" + "".join(map(chr, range(0x2000, 0x200b)))
+
+
+def filled(max_length: int, min_chars: int = 1, error: tuple[str, str] = ("string_too_short", "Feltet er for kort."),
+           ) -> Any:
+    """Text of at most max_length characters with at least min_chars from its first visible character to its
+    last, stripped of the whitespace around them. `error`: the (type, message) of a text with too little."""
+    kind, message = error
+
+    def check(value: str) -> str:
+        stripped = value.strip(_SPACE_CHARS)
+        if len(stripped) < min_chars:
+            raise PydanticCustomError(kind, message, {"min": min_chars})
+        return stripped
+
+    visible = f"[^{SPACE}]" if min_chars == 1 else f"[^{SPACE}][\\s\\S]{{{min_chars - 2},}}[^{SPACE}]"
+    return Annotated[str, Field(max_length=max_length, json_schema_extra={"pattern": visible}), AfterValidator(check)]
 
 
 def _whole(value: Any) -> Any:

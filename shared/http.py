@@ -307,8 +307,8 @@ class Api:
         for ep in self.endpoints:
             responses: dict[str, Any] = {}
             op: dict[str, Any] = {"summary": ep.summary, "responses": responses}
-            params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for name in _path_params(ep.path)]
+            params = [{"name": name, "in": "path", "required": True, "schema": schema}
+                      for name, schema in _path_params(ep.path)]
             if ep.query is not None:
                 query = schema_of(ep.query, "validation")
                 params += [{"name": name, "in": "query", "required": name in query.get("required", ()),
@@ -334,15 +334,25 @@ class Api:
                 responses[str(code)] = error(text, RETRY_AFTER if code in (429, 503) else None)
             responses.setdefault("503", error("A store or broker it needs is unavailable: try again later",
                                               RETRY_AFTER))
-            paths.setdefault(ep.path, {})[ep.method.lower()] = op
+            paths.setdefault(_openapi_path(ep.path), {})[ep.method.lower()] = op
         return {"openapi": "3.1.0", "info": {"title": self.title, "version": self.version,
                                              "description": self.description},
                 "paths": paths, "components": {"schemas": schemas, "securitySchemes": {
                     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}}
 
 
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+# A path parameter as aiohttp writes it, {name} or {name:regex} (a regex may hold one level of braces, {1,200}).
+_PATH_PARAM = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}")
+
+
+def _path_params(path: str) -> list[tuple[str, dict]]:
+    """Each parameter's name and schema: any text, or what its regex matches."""
+    return [(m[1], {"type": "string", **({"pattern": f"^{m[2]}$"} if m[2] else {})})
+            for m in _PATH_PARAM.finditer(path)]
+
+
+def _openapi_path(path: str) -> str:
+    return _PATH_PARAM.sub(lambda m: f"{{{m[1]}}}", path)
 
 
 ReadyCheck = Callable[[], Awaitable[Any]]

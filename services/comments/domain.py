@@ -43,8 +43,6 @@ TEXT: dict[str, dict[Language, str]] = {
     "unsubscribed": {Language.nn: "Du får ikkje lenger e-post om svar på denne kommentaren.",
                      Language.nb: "Du får ikke lenger e-post om svar på denne kommentaren.",
                      Language.en: "You will no longer get mail about replies to this comment."},
-    "thread_not_found": {Language.nn: "Fann ikkje tråden.", Language.nb: "Fant ikke tråden.",
-                         Language.en: "Thread not found."},
     "not_found": {Language.nn: "Fann ikkje kommentaren.", Language.nb: "Fant ikke kommentaren.",
                   Language.en: "Comment not found."},
     "parent_not_found": {Language.nn: "Kommentaren du svarar på finst ikkje i denne tråden.",
@@ -263,13 +261,15 @@ def decode_cursor(sort: Sort, cursor: str) -> list:
     """The sort values after which the next page starts."""
     try:
         kind, *values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError, binascii.Error) as exc:
+    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
         raise BadCursor(str(exc)) from exc
     fields = [field for field, _ in SORT_KEYS[sort]]
     if kind != sort.value or len(values) != len(fields):
         raise BadCursor("cursor from another sort order")
     for field, value in zip(fields, values):
-        valid = _ORDER.match(value) if field == "order" and isinstance(value, str) else type(value) is int
+        # A count fits the store's 64-bit integers (a larger one cannot even be sent in a query).
+        valid = (_ORDER.match(value) if field == "order" and isinstance(value, str)
+                 else type(value) is int and 0 <= value < 2**63)
         if not valid:
             raise BadCursor(f"bad {field}")
     return values

@@ -1,13 +1,15 @@
 """Request and response models of the comments API (also the source of its OpenAPI document), and how a stored
 comment is shown."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from shared import addresses
+from shared.fields import SPACE, Flag, Moment, filled
 from shared.messages.comments import CommentStatus
 from shared.messages.common import Language
 
@@ -18,23 +20,19 @@ from .domain import Action, Sort, text
 NAME_MAX, BODY_MIN, BODY_MAX, THREAD_MAX = 80, 2, 5000, 200
 
 
-def _name(value: str) -> str:
-    if not value.strip():
-        raise PydanticCustomError("name_blank", "Skriv namnet ditt.")
-    return " ".join(value.split())
-
-
-def _body(value: str) -> str:
-    if len(value.strip()) < BODY_MIN:
-        raise PydanticCustomError("body_short", "Skriv ein kommentar på minst {min} teikn.", {"min": BODY_MIN})
-    return value.strip()
+def _one_space(value: str) -> str:
+    return re.sub(f"[{SPACE}]+", " ", value)
 
 
 # Lower-cased as well: an author's comments are found (and erased) by the address, however it was typed.
 Email = Annotated[addresses.Email, AfterValidator(str.lower)]
-Name = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_name)]
-Body = Annotated[str, Field(max_length=BODY_MAX), AfterValidator(_body)]
+Name = Annotated[filled(NAME_MAX, error=("name_blank", "Skriv namnet ditt.")), AfterValidator(_one_space)]
+BODY_SHORT = ("body_short", "Skriv ein kommentar på minst {min} teikn.")
+Body = filled(BODY_MAX, BODY_MIN, BODY_SHORT)
 ThreadId = Annotated[str, Field(min_length=1, max_length=THREAD_MAX)]
+# What next_cursor gave: base64url of a short JSON list (a longer one is none of ours).
+Cursor = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+                              description="next_cursor of the previous page")]
 
 
 class NewComment(BaseModel):
@@ -43,7 +41,7 @@ class NewComment(BaseModel):
     email: Email = Field(description="Never shown publicly")
     body: Body = Field(description="A safe subset of Markdown")
     parent_id: str | None = None
-    notify_replies: bool = Field(default=False, description="Mail me when someone replies")
+    notify_replies: Flag = Field(default=False, description="Mail me when someone replies")
     language: Language = Language.nn
     website: str = Field(default="", max_length=500, description="Honeypot: leave empty (hidden in the form)")
 
@@ -56,7 +54,7 @@ class CommentEdit(BaseModel):
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sort: Sort = Sort.newest
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int | None = Field(default=None, ge=1, le=100)
 
 
@@ -68,8 +66,8 @@ class BulkModeration(BaseModel):
 
 class ThreadChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    closed: bool | None = None
-    hidden: bool | None = None
+    closed: Flag | None = None
+    hidden: Flag | None = None
     moderation: Literal["pre", "post"] | None = None
 
 
@@ -153,24 +151,45 @@ def nest(roots: list[dict], descendants: list[dict], nested_limit: int, language
 # ---- export and import ------------------------------------------------------------------------------------------
 
 
-class ExportedComment(BaseModel):
-    """A comment as moderators export it: the source, not the rendering (re-rendered on import); no IP."""
+_BODY = TypeAdapter(Body)
+_BODY_UNLESS_DELETED = {"if": {"properties": {"status": {"const": CommentStatus.deleted.value}}},
+                        "else": {"properties": {"body": _BODY.json_schema()}}}
 
-    id: str
-    reply_to: str | None = Field(default=None, description="The comment this one answered (an id in the export)")
-    author_name: str = Field(max_length=NAME_MAX)
+
+class ExportedComment(BaseModel):
+    """A comment as moderators export it: the source, not the rendering (re-rendered on import); no IP. The
+    text is empty on a deleted comment only (a placeholder)."""
+
+    model_config = ConfigDict(json_schema_extra=_BODY_UNLESS_DELETED)
+    id: str = Field(min_length=1, max_length=100)
+    reply_to: str | None = Field(default=None, max_length=100,
+                                 description="The comment this one answered (an id in the export)")
+    author_name: Name
     email: Email | None = None
-    body: str = Field(max_length=BODY_MAX)
     status: CommentStatus
-    created_at: AwareDatetime
-    edited_at: AwareDatetime | None = None
-    notify_replies: bool = False
+    body: str = Field(max_length=BODY_MAX)
+    created_at: Moment
+    edited_at: Moment | None = None
+    notify_replies: Flag = False
     language: Language = Language.nn
+
+    @field_validator("body")
+    @classmethod
+    def body_unless_deleted(cls, body: str, info: ValidationInfo) -> str:
+        return body if info.data.get("status") == CommentStatus.deleted else _BODY.validate_python(body)
 
 
 class ThreadImport(BaseModel):
     model_config = ConfigDict(extra="ignore")  # an export file posts as it is
     comments: list[ExportedComment] = Field(max_length=50_000)
+
+    @field_validator("comments")
+    @classmethod
+    def one_comment_per_id(cls, comments: list[ExportedComment]) -> list[ExportedComment]:
+        # Replies find their parent by id: two comments with one id would leave one of them out.
+        if len({c.id for c in comments}) < len(comments):
+            raise PydanticCustomError("duplicate_id", "To kommentarar har same id.")
+        return comments
 
 
 class ThreadExport(ThreadImport):
@@ -237,8 +256,9 @@ class Queue(BaseModel):
 
 
 class QueueQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     status: CommentStatus = CommentStatus.pending
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int = Field(default=50, ge=1, le=200)
 
 

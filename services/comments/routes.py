@@ -4,7 +4,7 @@ the request (path, headers, language, client address) and hands it to a use case
 from aiohttp import web
 
 from shared.auth import Role
-from shared.http import Api, ApiError, Reply
+from shared.http import Api, Reply
 from shared.messages.common import Language
 from shared.ratelimit import client_ip as shared_client_ip
 
@@ -23,6 +23,9 @@ MODERATORS = {Role.moderator, Role.admin}
 
 
 COMMENTS = web.AppKey("comments", Comments)
+# A thread id is one path segment of at most THREAD_MAX characters; "counts" is taken by POST /threads/counts.
+THREAD = f"{{thread:(?!counts$)[^/]{{1,{THREAD_MAX}}}}}"
+NO_THREAD = {404: f"No such route: a thread id is one path segment of at most {THREAD_MAX} characters, not counts"}
 
 
 def language(request: web.Request) -> Language:
@@ -34,17 +37,14 @@ def client_ip(request: web.Request) -> str:
 
 
 def thread_id_of(request: web.Request) -> str:
-    thread_id = request.match_info["thread"]
-    if len(thread_id) > THREAD_MAX:
-        raise ApiError(404, text("thread_not_found", language(request)))
-    return thread_id
+    return request.match_info["thread"]  # its length is bounded by the route (THREAD)
 
 
 # ---- public ----------------------------------------------------------------------------------------------------
 
 
-@api.route("POST", "/threads/{thread}/comments", body=NewComment, response=Created, status=201,
-           errors={409: "The thread is closed, or the same text is already in it",
+@api.route("POST", f"/threads/{THREAD}/comments", body=NewComment, response=Created, status=201,
+           errors={**NO_THREAD, 409: "The thread is closed, or the same text is already in it",
                    429: "Too many comments from this address (see Retry-After)"})
 async def post_comment(request: web.Request, body: NewComment):
     """Write a comment or a reply (pre-moderated unless the thread says otherwise)."""
@@ -52,8 +52,8 @@ async def post_comment(request: web.Request, body: NewComment):
                                             language=language(request))
 
 
-@api.route("GET", "/threads/{thread}/comments", query=PageQuery, response=Page,
-           errors={400: "Invalid cursor"})
+@api.route("GET", f"/threads/{THREAD}/comments", query=PageQuery, response=Page,
+           errors={**NO_THREAD, 400: "Invalid cursor"})
 async def get_comments(request: web.Request, query: PageQuery):
     """Approved comments (and placeholders of deleted ones with replies), top-level paged, replies nested."""
     body = await request.app[COMMENTS].page(thread_id_of(request), query.sort, query.cursor, query.limit,
@@ -129,19 +129,21 @@ async def moderate(request: web.Request, body: BulkModeration, claims: dict):
     return Moderated(results=await request.app[COMMENTS].moderate(body.ids, body.action))
 
 
-@api.route("PATCH", "/threads/{thread}", body=ThreadChange, response=ThreadInfo, roles=MODERATORS)
+@api.route("PATCH", f"/threads/{THREAD}", body=ThreadChange, response=ThreadInfo, roles=MODERATORS,
+           errors=NO_THREAD)
 async def change_thread(request: web.Request, body: ThreadChange, claims: dict):
     """Close/open, hide/show a thread or set its moderation mode (pre or post)."""
     return await request.app[COMMENTS].change_thread(thread_id_of(request), body.model_dump(exclude_none=True))
 
 
-@api.route("GET", "/threads/{thread}/export", response=ThreadExport, roles=MODERATORS)
+@api.route("GET", f"/threads/{THREAD}/export", response=ThreadExport, roles=MODERATORS, errors=NO_THREAD)
 async def export_thread(request: web.Request, claims: dict):
     """A thread with all its comments (any status) as JSON, for backup or a move."""
     return await request.app[COMMENTS].export_thread(thread_id_of(request))
 
 
-@api.route("POST", "/threads/{thread}/import", body=ThreadImport, response=Imported, roles=MODERATORS)
+@api.route("POST", f"/threads/{THREAD}/import", body=ThreadImport, response=Imported, roles=MODERATORS,
+           errors=NO_THREAD)
 async def import_thread(request: web.Request, body: ThreadImport, claims: dict):
     """Add exported comments to a thread (new ids; the same text twice is skipped, so a re-import adds nothing)."""
     return await request.app[COMMENTS].import_thread(thread_id_of(request), body.comments)

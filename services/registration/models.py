@@ -12,7 +12,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from shared.addresses import Email
-from shared.fields import Flag, Moment, whole
+from shared.fields import Flag, Moment, filled, whole
 from shared.messages import Language
 
 from .domain import EventStatus, OrganisationType, QuestionKind, Status
@@ -24,7 +24,7 @@ def _consent(value: bool) -> bool:
     return value
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = filled(200)
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=80)]
 
 

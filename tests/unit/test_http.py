@@ -4,7 +4,7 @@ import json
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import BaseModel, EmailStr
+from pydantic import BaseModel, EmailStr, Field
 
 from shared.auth import Role, Verifier, issue_token
 from shared.http import MAX_JSON_DEPTH, Api, ApiError, Reply, allow_browsers, nested_deeper, service_app
@@ -25,6 +25,16 @@ async def add_person(request: web.Request, body: Person) -> Person | Reply:
     if body.name == "taken":
         raise ApiError(409, "Finst frå før.")
     return body
+
+
+class Listing(BaseModel):
+    token: str = Field(min_length=1)
+    limit: int = Field(10, ge=1, le=100)
+
+
+@api.route("GET", "/people/{group:[a-z]{1,20}}", query=Listing, media="text/csv")
+async def list_people(request: web.Request, query: Listing) -> web.Response:
+    return web.Response(text="name\n", content_type="text/csv")
 
 
 @api.route("GET", "/secret", roles={Role.admin})
@@ -91,9 +101,30 @@ async def test_openapi_document_is_generated_from_the_route_models():
         doc = await (await c.get("/openapi.json")).json()
     post = doc["paths"]["/people"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Person"}
-    assert set(post["responses"]) == {"201", "409", "422"}
+    # Besides the route's own answers, what the plumbing gives: invalid JSON, another content type, invalid
+    # fields, a store or broker down (with Retry-After).
+    assert set(post["responses"]) == {"201", "400", "409", "415", "422", "503"}
+    assert "Retry-After" in post["responses"]["503"]["headers"]
     assert set(doc["components"]["schemas"]["Person"]["required"]) == {"name", "email", "consent"}
-    assert doc["paths"]["/secret"]["get"]["security"] == [{"bearer": []}]
+    secret = doc["paths"]["/secret"]["get"]
+    assert secret["security"] == [{"bearer": []}] and {"401", "403"} <= set(secret["responses"])
+
+
+async def test_openapi_states_query_and_path_parameters_as_exactly_as_they_are_checked():
+    async with client() as c:
+        doc = await (await c.get("/openapi.json")).json()
+    listing = doc["paths"]["/people/{group}"]["get"]
+    params = {p["name"]: p for p in listing["parameters"]}
+    assert params["group"]["schema"] == {"type": "string", "pattern": "^[a-z]{1,20}$"}
+    assert params["limit"]["schema"]["minimum"] == 1 and params["limit"]["schema"]["maximum"] == 100
+    assert not params["limit"]["required"] and params["token"]["required"]
+    assert {"200", "422", "503"} <= set(listing["responses"])
+    assert listing["responses"]["200"]["content"] == {"text/csv": {"schema": {}}}
+    async with client() as c:
+        assert (await c.get("/people/kari")).status == 422  # no token
+        assert (await c.get("/people/kari", params={"token": "t", "limit": "0"})).status == 422
+        assert (await c.get("/people/Kari", params={"token": "t"})).status == 404
+        assert (await c.get("/people/kari", params={"token": "t"})).status == 200
 
 
 async def test_listed_sites_may_call_from_the_browser_and_others_may_not():

@@ -196,14 +196,14 @@ def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
 
     def item(id, reply_to=None, status=CommentStatus.approved, minutes=0, body=None):
         return models.ExportedComment(id=id, reply_to=reply_to, author_name="Ola", email="ola@example.no",
-                                      body="" if body is None and status == CommentStatus.deleted else body or id,
+                                      body="" if body is None and status == CommentStatus.deleted else body or f"tekst {id}",
                                       status=status, created_at=at + timedelta(minutes=minutes))
 
     docs = domain.imported("ny", [item("c", "b", minutes=2), item("a", status=CommentStatus.deleted),
                                   item("b", "a", minutes=1), item("d", "c", minutes=3),
                                   item("orphan", "missing", minutes=4)], max_depth=2,
                            identity=store.identity)
-    by_body = {d["body"] or "deleted": d for d in docs}
+    by_body = {d["body"].removeprefix("tekst ") or "deleted": d for d in docs}
     a, b, c, d = (by_body[k] for k in ("deleted", "b", "c", "d"))
     assert a["listed"] and a["reply_count"] == 3 and "fingerprint" not in a  # placeholder above its replies
     assert (b["parent_id"], c["parent_id"], d["parent_id"]) == (str(a["_id"]), str(b["_id"]), str(b["_id"]))
