@@ -67,6 +67,8 @@ def from_doc(doc: dict | None) -> dict | None:
         for name, stored in LATER_TIMES.items():
             if (seconds := doc.pop(stored, None)) is not None:
                 doc[name] = datetime.fromtimestamp(seconds, UTC)
+        if "notify_replies" in doc:  # nx-27017 keeps a boolean an update operator wrote as 0 or 1
+            doc["notify_replies"] = bool(doc["notify_replies"])
     return doc
 
 

@@ -102,3 +102,30 @@ async def test_finding_9_an_event_takes_exact_types_only(http, base, admin_heade
         assert resp.status == 422, await resp.text()
         assert [d["field"] for d in (await resp.json())["error"]["details"]] == list(change)
     assert await status_of(http, "GET", f"{base}/events/innovasjonsjam", headers=admin_headers) == 404
+
+
+async def test_finding_10_the_openapi_document_says_what_the_routes_accept_and_answer(http, base):
+    async with http.get(f"{base}/openapi.json") as resp:
+        document = await resp.json()
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    listing = paths["/events/{slug}/registrations"]["get"]
+    limit = next(p for p in listing["parameters"] if p["name"] == "limit")["schema"]
+    assert (limit["minimum"], limit["maximum"]) == (1, 500)
+    register = paths["/events/{slug}/registrations"]["post"]
+    assert {"400", "415", "422", "503"} <= set(register["responses"])
+    assert "Retry-After" in register["responses"]["503"]["headers"]
+    token_route = paths["/registrations/{id}"]["get"]
+    assert next(p for p in token_route["parameters"] if p["name"] == "token")["required"]
+    assert "422" in token_route["responses"]  # the token missing
+    assert {"401", "403"} <= set(paths["/events"]["post"]["responses"])
+    person = schemas["RegistrationIn"]["properties"]
+    assert person["email"]["format"] == "email"
+    assert person["consent"]["const"] is True and person["consent"]["type"] == "boolean"
+    assert schemas["EventIn"]["properties"]["starts_at"]["format"] == "date-time"
+
+    # What the document says is what happens: a missing token is a 422, JSON that is not JSON a 400.
+    async with http.get(f"{base}/registrations/x") as resp:
+        assert resp.status == 422
+    async with http.post(f"{base}/events/x/registrations", data=b"{not json",
+                         headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400

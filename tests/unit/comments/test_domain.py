@@ -1,5 +1,6 @@
 """Pure comment rules: no store, no broker."""
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -223,3 +224,10 @@ def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
 def test_an_edited_comment_is_vetted_again_where_new_ones_are(status, moderation, links, auto, expected):
     assert domain.status_after_edit(status, moderation=moderation, links=links, max_links=2,
                                     auto_approve_known=auto) == expected
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'["most_replied", 9223372036854775808, "' + b"0" * 24
+                                 + b'"]', b'["most_replied", true, "' + b"0" * 24 + b'"]'])
+def test_a_cursor_too_deep_or_out_of_range_is_bad_not_a_crash(raw):
+    with pytest.raises(domain.BadCursor):
+        domain.decode_cursor(domain.Sort.most_replied, base64.urlsafe_b64encode(raw).decode())
