@@ -78,7 +78,7 @@ def form_labels(event: dict, language: Language) -> dict[str, str]:
 @routes.get("/events/{slug}/register")
 @page
 async def event_page(request: web.Request) -> web.Response:
-    event = await flows(request).event(request.match_info["slug"])
+    event = await flows(request).public_event(request.match_info["slug"])  # a draft is not there yet
     language = language_of(request, request.query.get("lang") or event["language"])
     return event_form(event, language, {"invite_code": request.query.get("invite", "")})
 
@@ -100,7 +100,7 @@ def event_form(event: dict, language: Language, values: dict, errors: dict | Non
 @page
 async def register(request: web.Request) -> web.Response:
     registrations = flows(request)
-    event = await registrations.event(request.match_info["slug"])
+    event = await registrations.public_event(request.match_info["slug"])
     language = language_of(request, request.query.get("lang") or event["language"])
     fields = await form(request)
     values = registration_input(fields, event["questions"], language)
