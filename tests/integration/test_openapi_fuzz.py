@@ -67,8 +67,9 @@ async def test_every_route_answers_as_its_openapi_document_says(start_service, s
                f"{base}/openapi.json", "--max-examples", str(EXAMPLES),
                "--seed", SEED, "--generation-database", "none", "--no-color", "--workers", "1",
                "--request-timeout", "10", "--phases", "examples,coverage,fuzzing", *headers]
+    # Run in the test's own directory: schemathesis keeps a cache of crashes where it runs.
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.STDOUT)
+                                                   stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     finally:
