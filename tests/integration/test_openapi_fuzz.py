@@ -44,6 +44,11 @@ EXCLUDED: dict[tuple[str, str, str, str], str] = {
     ("comments", "POST", "/threads/{thread}/import", "positive_data_acceptance"): DELIVERABLE,
     ("comments", "GET", "/threads/{thread}/comments", "positive_data_acceptance"): CURSOR,
     ("comments", "GET", "/moderation/comments", "positive_data_acceptance"): CURSOR,
+    # The same path also serves the comment's HTML page (GET, pages.py), which the JSON API's document leaves out.
+    ("comments", "PATCH", "/comments/{comment_id}", "allow_header_conformance"):
+        "GET is the comment's page (HTML), not part of the JSON API",
+    ("comments", "DELETE", "/comments/{comment_id}", "allow_header_conformance"):
+        "GET is the comment's page (HTML), not part of the JSON API",
 }
 
 
