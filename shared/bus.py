@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 import aio_pika
 from aio_pika.abc import (AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection,
                           AbstractRobustExchange, AbstractRobustQueue)
+from opentelemetry.trace import SpanKind, Tracer
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
-from . import logs
+from . import logs, tracing
 from .messages import CloudEvent, UnknownMessageType, parse_event
 from .settings import Settings
 
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/cloudevents+json"
 ATTEMPTS_HEADER = "x-attempts"
 Handler = Callable[[CloudEvent], Awaitable[None]]
+
+
+def trace_of(event: CloudEvent) -> dict[str, str]:
+    """The trace context an event carries (the CloudEvents distributed-tracing extension), empty if none."""
+    return {key: value for key in ("traceparent", "tracestate") if (value := getattr(event, key, None))}
 
 
 class PermanentFailure(Exception):
@@ -115,9 +121,10 @@ class Subscription:
 
 
 class Bus:
-    def __init__(self, settings: Settings, source: str):
+    def __init__(self, settings: Settings, source: str, tracer: Tracer = tracing.OFF):
         self.settings = settings
         self.source = source
+        self.tracer = tracer
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractRobustChannel | None = None
         self.exchange: AbstractRobustExchange | None = None
@@ -190,16 +197,23 @@ class Bus:
         return [subscription.names.main for subscription in self.subscriptions if not await subscription.live()]
 
     async def publish(self, event: CloudEvent) -> None:
-        await self.publish_raw(event.routing_key, event.model_dump_json().encode(), event.id, event.type)
+        await self.publish_raw(event.routing_key, event.model_dump_json().encode(), event.id, event.type,
+                               trace=trace_of(event))
 
     async def publish_raw(self, routing_key: str, body: bytes, message_id: str, type_: str,
-                          headers: dict | None = None) -> None:
-        """Publish and wait for the broker's confirm; raises if the broker did not take the message."""
+                          headers: dict | None = None, trace: dict | None = None) -> None:
+        """Publish and wait for the broker's confirm; raises if the broker did not take the message. The publish is
+        a span in the trace the message carries (`trace`: its traceparent and tracestate)."""
         message = aio_pika.Message(
             body, content_type=CONTENT_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id, type=type_, app_id=self.source, headers=headers or {},
         )
-        await self.exchange.publish(message, routing_key=routing_key, mandatory=False, timeout=PUBLISH_TIMEOUT_S)
+        with tracing.span(self.tracer, f"publish {routing_key}", SpanKind.PRODUCER, trace if trace is not None else {},
+                          {"messaging.system": "rabbitmq", "messaging.operation.type": "send",
+                           "messaging.destination.name": self.settings.exchange,
+                           "messaging.rabbitmq.destination.routing_key": routing_key,
+                           "messaging.message.id": message_id}):
+            await self.exchange.publish(message, routing_key=routing_key, mandatory=False, timeout=PUBLISH_TIMEOUT_S)
 
     async def send_to_queue(self, queue: str, message: AbstractIncomingMessage, headers: dict) -> None:
         """Put a copy of a consumed message straight into a queue (retry or parking), confirmed."""
@@ -307,7 +321,12 @@ class Consumer:
         now = time.time()
         self.consumed[0].set(now)
         self.consumed[1].set(max(0.0, now - event.time.timestamp()))
-        with logs.correlated(event.correlationid or event.id):  # the causing request's id, in logs and events
+        # Handled under the causing request's id (in logs and events) and as a span in its trace.
+        with (logs.correlated(event.correlationid or event.id),
+              tracing.span(self.bus.tracer, f"process {event.routing_key}", SpanKind.CONSUMER, trace_of(event),
+                           {"messaging.system": "rabbitmq", "messaging.operation.type": "process",
+                            "messaging.destination.name": self.names.main, "messaging.message.id": event.id,
+                            "messaging.rabbitmq.attempt": attempts})):
             await self._handle(message, event, attempts)
 
     async def _handle(self, message: AbstractIncomingMessage, event: CloudEvent, attempts: int) -> None:

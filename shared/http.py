@@ -15,9 +15,10 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from . import logs
+from . import logs, tracing
 from .auth import AuthError, Role, Verifier
 from .mongo import unavailable as store_unavailable
 
@@ -33,6 +34,8 @@ READY_CHECKS = web.AppKey("ready_checks", dict)
 # Who may read /metrics: those who send this bearer token; without one, everyone or (in production) nobody.
 METRICS_TOKEN = web.AppKey("metrics_token", str | None)
 METRICS_OPEN = web.AppKey("metrics_open", bool)
+TRACER = web.AppKey("tracer", Tracer)
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes would bury the traces worth reading
 
 # A request id from outside goes into logs, answers and events only if it looks like one (a UUID, a trace id);
 # anything else is replaced by a fresh one.
@@ -106,9 +109,17 @@ async def request_context(request: web.Request, handler):
     started = time.perf_counter()
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     status = 500
+    tracer = tracing.OFF if route in UNTRACED else request.app[TRACER]
     try:
-        response = await _errors_as_json(request, handler)
-        status = response.status
+        # A span continuing the caller's W3C trace context (traceparent header), if it sent one.
+        with tracing.span(tracer, f"{request.method} {route}", SpanKind.SERVER, request.headers,
+                          {"http.request.method": request.method, "http.route": route},
+                          set_status_on_exception=False) as span:  # only redirects get through: not errors
+            response = await _errors_as_json(request, handler)
+            status = response.status
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
         response.headers["X-Request-Id"] = rid
         return response
     finally:
@@ -372,7 +383,8 @@ def allow_browsers(app: web.Application, origins: list[str]) -> None:
 
 
 def service_app(service: str, verifier: Verifier, ready_checks: dict[str, ReadyCheck], *,
-                metrics_token: str | None = None, metrics_open: bool = False) -> web.Application:
+                metrics_token: str | None = None, metrics_open: bool = False,
+                tracer: Tracer = tracing.OFF) -> web.Application:
     """The base every service's app factory builds on: middlewares and the ops routes. /metrics answers those who
     send metrics_token as a bearer token; without a token, everyone if metrics_open, else nobody (404)."""
     app = web.Application(middlewares=[request_context], client_max_size=256 * 1024)
@@ -381,6 +393,7 @@ def service_app(service: str, verifier: Verifier, ready_checks: dict[str, ReadyC
     app[READY_CHECKS] = ready_checks
     app[METRICS_TOKEN] = metrics_token or None
     app[METRICS_OPEN] = metrics_open
+    app[TRACER] = tracer
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

@@ -12,7 +12,7 @@ from prometheus_client import Gauge
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
-from .bus import Bus
+from .bus import Bus, trace_of
 from .messages import CloudEvent
 from .messages.envelope import also_published
 
@@ -37,7 +37,9 @@ def entry(event: CloudEvent) -> dict:
 
 
 def _wire(event: CloudEvent) -> dict:
-    return {"id": event.id, "type": event.type, "routing_key": event.routing_key, "body": event.model_dump_json()}
+    # The trace context beside the body too, so the publisher (maybe the relay, in another process) need not parse it.
+    return {"id": event.id, "type": event.type, "routing_key": event.routing_key, "body": event.model_dump_json(),
+            "trace": trace_of(event)}
 
 
 def add(entries: list[dict]) -> dict:
@@ -135,7 +137,7 @@ class Outbox:
             try:
                 for message in [item, *item.get("also", [])]:  # the versions it is published in, newest first
                     await self.bus.publish_raw(message["routing_key"], message["body"].encode(), message["id"],
-                                               message["type"])
+                                               message["type"], trace=message.get("trace", {}))
                 published = True
             except Exception as exc:
                 return done, exc

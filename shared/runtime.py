@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 
 from aiohttp import web
 
-from . import logs
+from . import logs, tracing
 from .auth import Verifier
 from .bus import Bus
 from .http import Api, allow_browsers, service_app
@@ -25,7 +25,9 @@ class Runtime:
         self.service = service
         self.client = connect(settings)
         self.db = database(self.client, settings, service)
-        self.bus = Bus(settings, source=f"/moteplass/{service}")
+        self.tracer_provider = tracing.tracer_provider(service)  # None unless OTEL_* ask for traces
+        self.tracer = tracing.tracer_of(self.tracer_provider)
+        self.bus = Bus(settings, source=f"/moteplass/{service}", tracer=self.tracer)
         self.tasks: list[asyncio.Task] = []
         self._settling: list[Callable[[], Awaitable]] = []
 
@@ -84,6 +86,8 @@ class Runtime:
                         "outbox relay publishes the rest")
         await self.bus.close()
         await self.client.close()
+        if self.tracer_provider is not None:
+            await asyncio.to_thread(self.tracer_provider.shutdown)  # exports what is left (a blocking call)
 
 
     async def _settle(self) -> None:
@@ -132,7 +136,7 @@ def create_service_app(service: str, settings: Settings, *, api: Api | None = No
     runtime = Runtime(settings, service)
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     app = service_app(service, verifier, runtime.ready_checks, metrics_token=metrics_token,
-                      metrics_open=settings.dev_mode)
+                      metrics_open=settings.dev_mode, tracer=runtime.tracer)
     app[RUNTIME] = runtime
     if api is not None:
         api.install(app)

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     runtime = app[RUNTIME]
     store = Store(runtime.db)
     relay = Outbox(runtime.bus, [store.notifications])
-    notifier = Notifier(settings, store, Mailer(settings), relay)
+    notifier = Notifier(settings, store, Mailer(settings, tracer=runtime.tracer), relay)
     app[NOTIFIER] = notifier
     app.cleanup_ctx.append(close_mailer)
     app.router.add_routes(pages)

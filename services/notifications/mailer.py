@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import aiosmtplib
+from opentelemetry.trace import SpanKind, Tracer
 
+from shared import tracing
 from shared.settings import Settings, SmtpSecurity
 
 from .domain import is_permanent
@@ -30,8 +32,8 @@ def _code(exc: aiosmtplib.SMTPException) -> int | None:
 
 
 class Mailer:
-    def __init__(self, settings: Settings, pool_size: int = POOL_SIZE):
-        self.settings, self.pool_size = settings, pool_size
+    def __init__(self, settings: Settings, pool_size: int = POOL_SIZE, tracer: Tracer = tracing.OFF):
+        self.settings, self.pool_size, self.tracer = settings, pool_size, tracer
         self.idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         for _ in range(pool_size):
             self.idle.put_nowait(self._client())
@@ -54,6 +56,12 @@ class Mailer:
 
     async def _send(self, client: aiosmtplib.SMTP, message: Outgoing) -> None:
         """Deliver one message or raise DeliveryError saying whether a retry could help."""
+        # The last span of a trace that began with the request: it ends when the server has accepted the mail.
+        with tracing.span(self.tracer, "smtp sendmail", SpanKind.CLIENT, attributes={
+                "server.address": self.settings.smtp_host, "server.port": self.settings.smtp_port}):
+            await self._deliver(client, message)
+
+    async def _deliver(self, client: aiosmtplib.SMTP, message: Outgoing) -> None:
         try:
             async with asyncio.timeout(self.settings.smtp_timeout_s):
                 if not client.is_connected:

@@ -6,6 +6,8 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import tracing
+
 TYPE_PREFIX = "no.moteplass."
 
 # Marks a field as personal data in the JSON Schema / AsyncAPI document, so subscribers know what GDPR covers.
@@ -45,6 +47,11 @@ class CloudEvent(BaseModel, Generic[P]):
     # Extension attribute: the HTTP request or the message that caused the event, for tracing across services.
     correlationid: str | None = Field(None, description="The request id of the HTTP request, or the correlation id "
                                                         "of the message, that caused this event")
+    # CloudEvents distributed-tracing extension: the W3C trace context of the work that made the event, which
+    # every consumer continues (see shared/tracing.py).
+    traceparent: str | None = Field(None, description="W3C Trace Context `traceparent` of the span that made this "
+                                                      "event (CloudEvents distributed-tracing extension)")
+    tracestate: str | None = Field(None, description="W3C Trace Context `tracestate` that goes with traceparent")
     data: P
 
     @property
@@ -63,7 +70,8 @@ def routing_key_of(cloudevent_type: str) -> str:
 def make_event(
     payload: Payload, *, source: str, subject: str | None = None, correlation_id: str | None = None, id: str | None = None
 ) -> CloudEvent:
-    fields: dict[str, Any] = {}
+    # The trace this event continues, if any (stored with it, so it survives the outbox).
+    fields: dict[str, Any] = tracing.current()
     if id:
         fields["id"] = id
     return CloudEvent[type(payload)](
