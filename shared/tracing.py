@@ -19,6 +19,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+# What a deployment wires (empty: tracing off); the SDK reads more OTEL_* variables (README: Tracing).
+ENVIRONMENT = ("OTEL_EXPORTER_OTLP_ENDPOINT",)
 W3C = TraceContextTextMapPropagator()
 NAME = "moteplass"
 OFF = trace.NoOpTracer()
@@ -29,7 +31,7 @@ def span_exporter() -> SpanExporter | None:
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none").strip().lower()
+    exporter = (os.environ.get("OTEL_TRACES_EXPORTER") or ("otlp" if endpoint else "none")).strip().lower()
     if exporter == "none":
         return None
     if exporter == "console":

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
+from shared import tracing
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,8 @@ def test_every_setting_that_matters_is_wired(compose, name):
     env = compose["services"][name]["environment"]
     needed = {field.upper() for field in Settings.model_fields if field not in DEFAULTS_FINE}
     assert needed - set(env) == set(), f"{name} lacks settings: {sorted(needed - set(env))}"
-    assert set(env) <= {field.upper() for field in Settings.model_fields}, "a variable the code does not read"
+    assert set(env) <= {field.upper() for field in Settings.model_fields} | set(tracing.ENVIRONMENT), \
+        "a variable the code does not read"
     # What the container reads is what compose runs: its own port, and the other containers by name.
     assert Settings(**{k.lower(): v for k, v in env.items() if "${" not in v}).model_dump()[f"{name}_port"] == APPS[name]
     assert env["HOST"] == "0.0.0.0"

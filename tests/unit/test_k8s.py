@@ -18,6 +18,7 @@ from services.comments.config import CommentsConfig
 from services.notifications.app import create_app as notifications_app
 from services.registration.app import create_app as registration_app
 from services.registration.config import RegistrationConfig
+from shared import tracing
 from shared.runtime import SETTLE_S, SHUTDOWN_S
 from shared.settings import Settings
 
@@ -39,7 +40,7 @@ NOT_WIRED = {
 
 def env_names() -> set[str]:
     """Every environment variable the code reads."""
-    names = {field.upper() for field in Settings.model_fields}
+    names = {field.upper() for field in Settings.model_fields} | set(tracing.ENVIRONMENT)
     for config in (RegistrationConfig, CommentsConfig):
         names |= {config.model_config["env_prefix"] + field.upper() for field in config.model_fields}
     return names
