@@ -1,9 +1,11 @@
 """`make run`: the whole system on one machine with embedded defaults — nx-27017 as the MongoDB stand-in
-(data under .data/), the local RabbitMQ, the dev mail sink and the three services, stopped together on Ctrl-C."""
+(data under .data/), the local RabbitMQ, the dev mail sink, the three services with the seed's møteplassar loaded,
+and the demo page that embeds their widgets, stopped together on Ctrl-C."""
 
 import asyncio
 import ctypes
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -14,15 +16,20 @@ from pathlib import Path
 
 import aio_pika
 import aiohttp
+from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.uri_parser import parse_uri
 
 from shared.settings import Settings
 
+from . import demo_page
 from .mailsink import MailSink
 
 SERVICES = ("registration", "comments", "notifications")
 MAILSINK_HTTP_PORT = 8025
+DEMO_PORT = 8080
+# Who may sign in to the staff pages on the dev stack (the link arrives in the mail sink), unless ADMINS says.
+DEV_ADMIN = "admin@example.no"
 # Ctrl-C, `kill` and a closed terminal all stop the stack the same way (handled even where SIGINT was ignored).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -155,12 +162,47 @@ def _wait_or_kill(children: list[Child]) -> None:
             child.process.wait()
 
 
+def dev_environment(environ: dict[str, str], demo_origin: str) -> dict[str, str]:
+    """The services' environment on the dev stack: the demo page may call them, and a dev admin may sign in to the
+    staff pages — unless the environment says otherwise."""
+    env = {**environ, "PYTHONUNBUFFERED": "1"}
+    if "CORS_ORIGINS" not in env:
+        env["CORS_ORIGINS"] = json.dumps(sorted(set(Settings().cors_origins) | {demo_origin}))
+    env.setdefault("ADMINS", json.dumps([DEV_ADMIN]))
+    return env
+
+
+async def serve_demo(settings: Settings, port: int) -> web.AppRunner:
+    """The demo page, on this loop: the seed's page rebuilt from the widgets the services serve."""
+    runner = web.AppRunner(demo_page.app(settings.public_base_url, settings.comments_public_url), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise DevStackError(f"the demo page cannot listen on port {port} ({exc.strerror})") from None
+    return runner
+
+
+async def load_demo(env: dict[str, str]) -> str:
+    """`moteplass demo` (the seed's two møteplassar; running it again changes nothing); its last line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "moteplass.cli", "demo", env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise DevStackError(f"`moteplass demo` failed:\n{output.decode(errors='replace')}")
+    return output.decode(errors="replace")
+
+
 async def run(root: Path) -> None:
     # Dev mode: without JWT_SECRET the services share the random secret made for this checkout on first use
     # (.data/jwt-secret, made here before they start), and /metrics is open.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEV_MODE": "true"}
     settings = Settings(dev_mode=True)
     settings.secret()
+    demo_origin = f"http://127.0.0.1:{DEMO_PORT}"
+    env = dev_environment({**os.environ, "DEV_MODE": "true"}, demo_origin)
+    demo: web.AppRunner | None = None
     data = root / ".data"
     data.mkdir(exist_ok=True)
     store: list[Child] = []  # the nx-27017 we started, if any
@@ -202,6 +244,13 @@ async def run(root: Path) -> None:
             base = f"http://{settings.host}:{getattr(settings, f'{name}_port')}"
             await wait_healthy(f"{base}/healthz", store + services)
             urls.append((name, f"{base}  (/openapi.json, /readyz, /metrics)"))
+        if "registration" in names:
+            await load_demo(env)
+            demo = await serve_demo(settings, DEMO_PORT)
+            urls.append(("demo page (the seed's page)", f"{demo_origin}/"))
+        if {"registration", "comments"} <= set(names):
+            urls.append(("staff pages", f"{settings.public_base_url}/door  {settings.comments_public_url}/moderation"
+                                        f"  (sign in as {', '.join(json.loads(env['ADMINS'])) or 'one of ADMINS'})"))
         width = max(len(name) for name, _ in urls)
         print("\nMøteplass is running:", *(f"  {name:<{width}}  {url}" for name, url in urls),
               *([f"  not started (no services/<name>/app.py yet): {', '.join(missing)}"] if missing else []),
@@ -216,6 +265,8 @@ async def run(root: Path) -> None:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         # Services first (they finish their work), then the mail sink, the store they write to last.
+        if demo is not None:
+            await demo.cleanup()
         await stop(services)
         await sink.stop()
         await stop(store)

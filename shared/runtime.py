@@ -130,8 +130,9 @@ Setup = Callable[[web.Application, Runtime], Awaitable[None]]
 
 
 def create_service_app(service: str, settings: Settings, *, api: Api | None = None, setup: Setup | None = None,
-                       ) -> web.Application:
-    """An aiohttp app with the service's runtime started before it serves and stopped after it."""
+                       routes: Callable[[web.Application], None] | None = None) -> web.Application:
+    """An aiohttp app with the service's runtime started before it serves and stopped after it. `routes` adds
+    what is not part of the API (embed.js) before the sites in CORS_ORIGINS are let in."""
     verifier = Verifier(settings)  # first: refuses (SettingsError) a secret that may not be used
     runtime = Runtime(settings, service)
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
@@ -140,6 +141,8 @@ def create_service_app(service: str, settings: Settings, *, api: Api | None = No
     app[RUNTIME] = runtime
     if api is not None:
         api.install(app)
+    if routes is not None:
+        routes(app)
     allow_browsers(app, settings.cors_origins)
 
     async def lifecycle(app: web.Application):

@@ -36,6 +36,11 @@ class KeyPurpose(StrEnum):
     comment_unsubscribe = "comments.unsubscribe"
     comment_erase = "comments.erase"
     unsubscribe = "notifications.unsubscribe"
+    # Staff pages (shared.staff): the mailed sign-in link and the session cookie, per service.
+    registration_staff_link = "registration.staff_link"
+    registration_staff_session = "registration.staff_session"
+    comments_staff_link = "comments.staff_link"
+    comments_staff_session = "comments.staff_session"
 
 
 class SmtpSecurity(StrEnum):
@@ -76,7 +81,8 @@ class Settings(BaseSettings):
     comments_port: int = 8082
     notifications_port: int = 8083
     public_base_url: str = "http://127.0.0.1:8081"
-    # Where the comments service is reached from a mail (the comment, reply-mail unsubscribe, erasure links).
+    # Where the comments service is reached from a mail or a page (the comment, reply-mail unsubscribe, erasure,
+    # moderation and sign-in links; embed.js).
     comments_public_url: str = "http://127.0.0.1:8082"
     # Where the notifications service is reached from a mail (one-click unsubscribe links).
     notifications_public_url: str = "http://127.0.0.1:8083"
@@ -84,6 +90,11 @@ class Settings(BaseSettings):
 
     # Sites whose pages may call the services from the browser (CORS), e.g. ["https://www.baerum.kommune.no"].
     cors_origins: list[str] = Field(default_factory=list)
+
+    # Staff who may sign in to every service's staff pages (door page, moderation) by a mailed link, as admins.
+    admins: list[str] = Field(default_factory=list)
+    staff_link_minutes: float = Field(default=15, gt=0, description="Life of a mailed sign-in link (used once)")
+    staff_session_minutes: float = Field(default=120, gt=0, description="Life of a staff session cookie")
 
     # Local development (`make run` sets it): without JWT_SECRET the services use a random secret kept in
     # dev_secret_file (made on first use), and /metrics needs no token. Never set it in a deployment.

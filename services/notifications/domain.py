@@ -13,6 +13,7 @@ import jwt
 from shared.messages import Language, Payload
 from shared.messages.comments import CommentErasureRequested, CommentPublished, CommentSubmitted
 from shared.messages.notifications import NotificationKind as Kind
+from shared.messages.staff import SignInLink
 from shared.messages.registration import (
     EventInfo, GuestInvited, RegistrationCancelled, RegistrationConfirmed, RegistrationPayload, RegistrationPending,
     RegistrationPromoted, RegistrationStatus, RegistrationWaitlisted,
@@ -136,6 +137,9 @@ def plan(data: Payload) -> list[Mail]:
             return [Mail(Kind.comment_erasure, str(data.email), "", data.language,
                          context={"comment_count": data.comment_count, "erase_url": data.erase_url,
                                   "expires_at": data.expires_at})]
+        case SignInLink():
+            return [Mail(Kind.staff_sign_in, str(data.email), "", data.language,
+                         context={"sign_in_url": data.sign_in_url, "expires_at": data.expires_at})]
     return []
 
 

@@ -6,6 +6,7 @@ import hmac
 import io
 import secrets
 import time
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -146,6 +147,17 @@ def registrations_csv(event: dict, registrations: list[dict]) -> str:
             local_time(r["created_at"], event["timezone"]),
             *[_answer_text(answers.get(q["id"], "")) for q in questions]]])
     return out.getvalue()
+
+
+def _folded(text: str) -> str:
+    # Case and accents aside (é is e), so that the door finds "Rene" as "René"; æ, ø and å stay letters of their own.
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+def name_matches(name: str, query: str) -> bool:
+    """At the door: every word typed starts a word of the name ("kar nor" finds Kari Nordmann)."""
+    words = _folded(name).split()
+    return all(any(word.startswith(part) for word in words) for part in _folded(query).split())
 
 
 def _answer_text(answer: str | list[str]) -> str:

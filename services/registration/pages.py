@@ -2,7 +2,7 @@
 (a guest's invitation opens it), managing one's registration (status, place in line, details and calendar file,
 answers, a guest, one's data, cancelling, erasing) and confirming an email address. Server-rendered, no JavaScript
 needed; they call the same use cases as the JSON routes. The token in the link authorises each page and each form
-(the forms post back to the link, token included)."""
+(the forms post back to the link, token included). And the door page for staff, behind the mailed-link sign-in."""
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -11,14 +11,16 @@ from urllib.parse import urlencode
 from aiohttp import web
 from pydantic import ValidationError
 
+from shared.auth import Role
 from shared.http import ApiError, field_errors as validation_details
 from shared.messages import Language
 from shared.pages import Pages, field_errors, form, language_of
+from shared.staff import SignIn
 
 from . import domain
 from .domain import OrganisationType, QuestionKind, Refused, Status
 from .models import AnswersIn, GuestInviteIn, RegistrationIn
-from .routes import flows, rate_limit
+from .routes import export_response, flows, rate_limit
 from .service import CANCELLABLE, NOT_FOUND, now
 
 pages = Pages("services.registration")
@@ -254,3 +256,63 @@ async def confirm(request: web.Request) -> web.StreamResponse:
                                 pages.text(language, "register_again")))
         raise web.HTTPSeeOther(manage_link(request, done="confirmed"))
     return await confirm_step(request, "confirm.html.j2", act)
+
+
+# ---- the door (staff) ------------------------------------------------------------------------------------------
+# For admins signed in by a mailed link (shared.staff): find a participant by name, check in, counts, the list.
+
+SIGN_IN = web.AppKey("sign_in", SignIn)
+DOOR = "/door"
+ADMIN = {Role.admin}
+
+
+def door_url(slug: str, **query) -> str:
+    query = {k: v for k, v in query.items() if v}
+    return f"{DOOR}/{slug}" + (f"?{urlencode(query)}" if query else "")
+
+
+@routes.get(DOOR)
+async def door_events(request: web.Request) -> web.Response:
+    """Which møteplass the door is for."""
+    sign_in = request.app[SIGN_IN]
+    sign_in.require(request, ADMIN)
+    return sign_in.page(request, "door_events.html.j2", events=await flows(request).store.listed_events())
+
+
+@routes.get(DOOR + "/{slug}")
+async def door(request: web.Request) -> web.Response:
+    """Counts, and the seat holders whose name matches what was typed (all of them when nothing was)."""
+    sign_in = request.app[SIGN_IN]
+    sign_in.require(request, ADMIN)
+    registrations, slug = flows(request), request.match_info["slug"]
+    query = request.query.get("q", "").strip()[:100]
+    event = await registrations.store.event(slug)
+    if event is None:
+        return sign_in.page(request, "door_events.html.j2", 404, events=await registrations.store.listed_events())
+    counts = await registrations.counts(slug)
+    participants = await registrations.participants(slug, query)
+    checked = next((p for p in participants if p["_id"] == request.query.get("checked")), None)
+    return sign_in.page(request, "door.html.j2", event=event, query=query, participants=participants,
+                        checked=checked, problem=request.query.get("problem", "")[:300],
+                        checked_in=counts.get(Status.checked_in, 0),
+                        seats=counts.get(Status.confirmed, 0) + counts.get(Status.checked_in, 0),
+                        waitlisted=counts.get(Status.waitlisted, 0))
+
+
+@routes.post(DOOR + "/{slug}/check-in")
+@page
+async def door_check_in(request: web.Request) -> web.Response:
+    sign_in = request.app[SIGN_IN]
+    fields = await sign_in.form(request, sign_in.require(request, ADMIN))
+    slug, query = request.match_info["slug"], str(fields.get("q", ""))
+    try:
+        checked = await flows(request).check_in(str(fields.get("id", "")))
+    except Refused as refused:
+        raise web.HTTPSeeOther(door_url(slug, q=query, problem=refused.message)) from None
+    raise web.HTTPSeeOther(door_url(slug, q=query, checked=checked["_id"]))
+
+
+@routes.get(DOOR + "/{slug}/registrations.csv")
+async def door_csv(request: web.Request) -> web.StreamResponse:
+    request.app[SIGN_IN].require(request, ADMIN)
+    return await export_response(request)

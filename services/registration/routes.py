@@ -178,10 +178,16 @@ async def list_registrations(request: web.Request, query: RegistrationFilter, cl
            media="text/csv")
 async def export_registrations(request: web.Request, claims: dict) -> web.Response:
     """The participant list for Excel (UTF-8 with BOM, Norwegian headers, one column per question)."""
+    return await export_response(request)
+
+
+async def export_response(request: web.Request) -> web.Response:
+    """The CSV file of the møteplass in the path (for this route and the door page)."""
     slug = request.match_info["slug"]
     text = await flows(request).export(slug)
     return web.Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{slug}.csv"'})
+                        headers={"Content-Disposition": f'attachment; filename="{slug}.csv"',
+                                 "Cache-Control": "no-store"})
 
 
 @api.route("GET", "/events/{slug}/counts", response=dict[str, int], roles=ADMIN, errors={404: "No such møteplass"})

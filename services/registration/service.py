@@ -414,6 +414,13 @@ class Registrations:
         active = [s.value for s in (*domain.ACTIVE, Status.pending_confirmation)]
         return domain.registrations_csv(event, await self.store.registrations_of(slug, {"status": {"$in": active}}))
 
+    async def participants(self, slug: str, query: str = "") -> list[dict]:
+        """Who may come (seat holders, checked in or not), by name; those whose name matches the query, if any."""
+        await self.event(slug)
+        found = await self.store.registrations_of(
+            slug, {"status": {"$in": [Status.confirmed.value, Status.checked_in.value]}})
+        return sorted((r for r in found if domain.name_matches(r["name"], query)), key=lambda r: r["name"].casefold())
+
     async def counts(self, slug: str) -> dict[str, int]:
         """Registrations per status; after the retention purge, the counts as they were before it."""
         event = await self.event(slug)

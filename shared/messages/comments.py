@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from .common import Language
 from .envelope import SECRET_LINK, URI, Payload, personal
+from .staff import SignInLink
 
 
 class CommentStatus(StrEnum):
@@ -83,3 +84,8 @@ class CommentErasureRequested(Payload):
     comment_count: int = Field(ge=1)
     erase_url: personal(str, SECRET_LINK, **URI)
     expires_at: AwareDatetime
+
+
+class ModeratorSignInRequested(SignInLink):
+    event_type = "comment.sign_in_requested.v1"
+    summary = "A moderator or admin asked to sign in to the moderation page: mail them the single-use link."

@@ -26,6 +26,7 @@ class NotificationKind(StrEnum):
     comment_submitted = "comment_submitted"
     comment_published = "comment_published"
     comment_erasure = "comment_erasure"
+    staff_sign_in = "staff_sign_in"
 
 
 class NotificationOutcome(Payload):

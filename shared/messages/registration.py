@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from .common import Language
 from .envelope import SECRET_LINK, URI, Payload, personal
+from .staff import SignInLink
 
 
 def calendar_uid(event_slug: str, registration_id: str) -> str:
@@ -145,3 +146,8 @@ class EventUpdated(EventChange):
 class EventCancelled(EventChange):
     event_type = "event.cancelled.v1"
     summary = "A møteplass was cancelled."
+
+
+class StaffSignInRequested(SignInLink):
+    event_type = "registration.sign_in_requested.v1"
+    summary = "An admin asked to sign in to the registration pages (door page): mail them the single-use link."

@@ -2,14 +2,17 @@
 stack stops its children cleanly."""
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
 
+import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
 
-from moteplass import devstack
+from moteplass import demo_page, devstack
+from shared.settings import Settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -86,3 +89,26 @@ time.sleep(60)
     finally:
         child.kill()
         server.close()
+
+
+def test_the_demo_page_may_call_the_services_and_a_dev_admin_may_sign_in():
+    env = devstack.dev_environment({"PATH": "/bin"}, "http://127.0.0.1:8080")
+    assert json.loads(env["CORS_ORIGINS"]) == ["http://127.0.0.1:8080"]
+    assert json.loads(env["ADMINS"]) == [devstack.DEV_ADMIN]
+    # What the environment says wins.
+    own = devstack.dev_environment({"CORS_ORIGINS": '["https://www.baerum.kommune.no"]', "ADMINS": "[]"}, "x")
+    assert (own["CORS_ORIGINS"], own["ADMINS"]) == ('["https://www.baerum.kommune.no"]', "[]")
+
+
+async def test_the_demo_page_loads_the_widgets_from_the_services():
+    port = free_port()
+    settings = Settings(public_base_url="http://127.0.0.1:18081", comments_public_url="http://127.0.0.1:18082")
+    runner = await devstack.serve_demo(settings, port)
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as resp:
+            page = await resp.text()
+        assert '<script src="http://127.0.0.1:18081/embed.js" defer>' in page
+        assert '<script src="http://127.0.0.1:18082/embed.js" defer>' in page
+        assert all(f'event="{slug}"' in page for slug in demo_page.EVENTS) and "<moteplass-comments" in page
+    finally:
+        await runner.cleanup()

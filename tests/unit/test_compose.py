@@ -18,7 +18,8 @@ INFRA = {"mongo": [27017], "rabbitmq": [5672, 15672], "mailpit": [8025, 1025]}
 # Settings whose defaults are right inside a container too (names, tuning, optional credentials, dev mode off).
 DEFAULTS_FINE = {"db_prefix", "exchange", "queue_prefix", "max_attempts", "retry_delays_ms", "smtp_user",
                  "smtp_password", "smtp_security", "smtp_ca_file", "smtp_timeout_s", "jwt_jwks_url",
-                 "relay_interval_s", "reminder_hours_before", "dev_mode", "dev_secret_file"}
+                 "relay_interval_s", "reminder_hours_before", "dev_mode", "dev_secret_file", "staff_link_minutes",
+                 "staff_session_minutes"}
 
 
 @pytest.fixture(scope="module")

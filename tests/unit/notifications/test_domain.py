@@ -8,12 +8,12 @@ from services.notifications import domain
 from services.notifications.domain import IcsMethod, Unsubscribe
 from shared.messages import Language
 from shared.messages.comments import (
-    CommentErasureRequested, CommentPublished, CommentRejected, CommentSubmitted, ParentComment,
+    CommentErasureRequested, CommentPublished, CommentRejected, CommentSubmitted, ModeratorSignInRequested, ParentComment,
 )
 from shared.messages.notifications import NotificationKind as Kind
 from shared.messages.registration import (
     EventInfo, EventPublished, GuestInvited, RegistrationCancelled, RegistrationCheckedIn, RegistrationConfirmed,
-    RegistrationPending, RegistrationPromoted, RegistrationWaitlisted,
+    RegistrationPending, RegistrationPromoted, RegistrationWaitlisted, StaffSignInRequested,
 )
 
 START = datetime(2027, 3, 4, 9, 0, tzinfo=UTC)
@@ -99,6 +99,15 @@ def test_an_erasure_request_mails_the_signed_link_to_the_address():
     assert (mail.kind, mail.recipient, mail.language, mail.event) == (Kind.comment_erasure, "ola@example.no",
                                                                       Language.en, None)
     assert mail.context == {"comment_count": 3, "erase_url": "https://x/e?token=t", "expires_at": START}
+
+
+@pytest.mark.parametrize("message", [StaffSignInRequested, ModeratorSignInRequested])
+def test_a_sign_in_request_mails_the_single_use_link_to_the_listed_address(message):
+    [mail] = domain.plan(message(email="mod@example.no", role="moderator", language="nb",
+                                 sign_in_url="https://x/staff/sign-in/link?token=t", expires_at=START))
+    assert (mail.kind, mail.recipient, mail.language, mail.event) == (Kind.staff_sign_in, "mod@example.no",
+                                                                      Language.nb, None)
+    assert mail.context == {"sign_in_url": "https://x/staff/sign-in/link?token=t", "expires_at": START}
 
 
 def test_an_event_update_tells_seat_holders_with_an_invite_and_the_waiting_list_without():

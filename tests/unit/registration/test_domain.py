@@ -107,3 +107,11 @@ def test_a_span_in_one_day_names_the_day_once_in_the_events_timezone():
     assert domain.local_span(starts, starts + timedelta(hours=5), "Europe/Oslo") == "3. desember 2026 kl. 10:00–15:00"
     assert domain.local_span(starts, starts + timedelta(days=1), "Europe/Oslo", "en") == (
         "3 December 2026 at 10:00 – 4 December 2026 at 10:00")
+
+
+@pytest.mark.parametrize(("query", "found"), [
+    ("", True), ("kari", True), ("KAR nord", True), ("nordmann kari", True), ("rene", True), ("ari", False),
+    ("kari ola", False),
+])
+def test_the_door_finds_a_name_by_the_start_of_its_words_whatever_the_case_and_accents(query, found):
+    assert domain.name_matches("Kari René Nordmann", query) is found
