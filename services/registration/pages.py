@@ -286,8 +286,9 @@ async def door(request: web.Request) -> web.Response:
     sign_in.require(request, ADMIN)
     registrations, slug = flows(request), request.match_info["slug"]
     query = request.query.get("q", "").strip()[:100]
-    event = await registrations.store.event(slug)
-    if event is None:
+    try:
+        event = await registrations.event(slug)
+    except Refused:
         return sign_in.page(request, "door_events.html.j2", 404, events=await registrations.store.listed_events())
     counts = await registrations.counts(slug)
     participants = await registrations.participants(slug, query)
