@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, config: RegistrationConfig | No
         runtime, public_url=runtime.settings.public_base_url, message=StaffSignInRequested, home=pages.DOOR,
         listed=dict.fromkeys(runtime.settings.admins, Role.admin), limit=rate_limit, pages=pages.pages)
     sign_in.install(app)
+    pages.install_door(app)
     app[RATE_LIMITS] = RateLimits(runtime.db["rate_limits"])
     # Inside the shared request context, which writes their errors as JSON; refusals outermost, so that the
     # idempotency check's own refusals are translated too.

@@ -271,7 +271,6 @@ def door_url(slug: str, **query) -> str:
     return f"{DOOR}/{slug}" + (f"?{urlencode(query)}" if query else "")
 
 
-@routes.get(DOOR)
 async def door_events(request: web.Request) -> web.Response:
     """Which møteplass the door is for."""
     sign_in = request.app[SIGN_IN]
@@ -279,7 +278,6 @@ async def door_events(request: web.Request) -> web.Response:
     return sign_in.page(request, "door_events.html.j2", events=await flows(request).store.listed_events())
 
 
-@routes.get(DOOR + "/{slug}")
 async def door(request: web.Request) -> web.Response:
     """Counts, and the seat holders whose name matches what was typed (all of them when nothing was)."""
     sign_in = request.app[SIGN_IN]
@@ -300,8 +298,6 @@ async def door(request: web.Request) -> web.Response:
                         waitlisted=counts.get(Status.waitlisted, 0))
 
 
-@routes.post(DOOR + "/{slug}/check-in")
-@page
 async def door_check_in(request: web.Request) -> web.Response:
     sign_in = request.app[SIGN_IN]
     fields = await sign_in.form(request, sign_in.require(request, ADMIN))
@@ -313,7 +309,14 @@ async def door_check_in(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(door_url(slug, q=query, checked=checked["_id"]))
 
 
-@routes.get(DOOR + "/{slug}/registrations.csv")
 async def door_csv(request: web.Request) -> web.StreamResponse:
     request.app[SIGN_IN].require(request, ADMIN)
     return await export_response(request)
+
+
+def install_door(app: web.Application) -> None:
+    guard = app[SIGN_IN].guard
+    app.router.add_get(DOOR, guard(door_events))
+    app.router.add_get(DOOR + "/{slug}", guard(door))
+    app.router.add_post(DOOR + "/{slug}/check-in", guard(door_check_in))
+    app.router.add_get(DOOR + "/{slug}/registrations.csv", guard(door_csv))

@@ -49,8 +49,17 @@ def closed(node):
     return node
 
 
+def is_open_enum(node) -> bool:
+    return isinstance(node, dict) and any(branch == {"type": "string"} for branch in node.get("anyOf", []))
+
+
 def clarified(published, today):
-    """The published schema with today's clarifying keywords (CLARIFICATIONS) where both have the same node."""
+    """The published schema with today's clarifying keywords (CLARIFICATIONS) where both have the same node. An
+    enumeration published closed before the policy said so is read as open where today's is: its values were
+    always meant to grow (NotificationKind: "new kinds of mail are added within a version"), and a reader counts
+    one it does not know as the policy says."""
+    if isinstance(published, dict) and "enum" in published and is_open_enum(today):
+        return today
     if isinstance(published, dict) and isinstance(today, dict):
         merged = {key: clarified(value, today.get(key)) for key, value in published.items()}
         merged |= {key: today[key] for key in CLARIFICATIONS if key in today and key not in merged}
