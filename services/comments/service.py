@@ -99,7 +99,7 @@ class Comments:
         if status == CommentStatus.pending:
             return self.event(CommentSubmitted(
                 **fields, held_because=held_because or "pre_moderation", moderator_emails=self.config.moderators,
-                moderation_url=self.link("/moderation/comments?status=pending")), doc)
+                moderation_url=self.link("/moderation?status=pending")), doc)
         if status == CommentStatus.approved:
             return self.event(CommentPublished(**fields, parent=await self.parent_info(doc, parent)), doc)
         return self.event(CommentRejected(**fields), doc)

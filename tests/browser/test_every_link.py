@@ -83,6 +83,7 @@ async def mail_every_kind(services: dict, admin: dict, moderator: dict, mailbox)
     await ok(await comments.post("/moderation/comments", json={"ids": [reply["id"]], "action": "approve"},
                                  headers=moderator))  # comment_published, to kari
     await ok(await comments.post("/erasure/requests", json={"email": ola, "language": "nb"}), 202)
+    await ok(await comments.post("/staff/sign-in", data={"email": MODERATOR, "next": "/moderation"}))  # staff_sign_in
     return [kari, ola, liv, per, guest, leila, MODERATOR]
 
 
@@ -110,7 +111,7 @@ async def test_every_link_in_every_mail_and_message_opens(services, settings, ad
         urls.update(urls_in(message["data"]))
     urls = {urldefrag(url).url for url in urls}
     for kind in ("/manage?", "/manage/confirm?", "/register?invite=", "/register", "/comments/", "/unsubscribe?",
-                 "/erasure/confirm?", "/moderation/"):
+                 "/erasure/confirm?", "/moderation?", "/staff/sign-in/link?"):
         assert any(kind in url for url in urls), (kind, urls)
 
     opened = {}
