@@ -168,9 +168,13 @@ class MailSink:
         part = message.parts[index]
         return web.Response(body=part.get_payload(decode=True) or b"", content_type=part.get_content_type())
 
+    def smtp_protocol(self) -> SMTP:
+        """The SMTP conversation of one connection (a subclass may watch its connections)."""
+        return SMTP(self, enable_SMTPUTF8=True)
+
     async def start(self, host: str = "127.0.0.1", smtp_port: int = 1025, http_port: int = 8025) -> None:
         loop = asyncio.get_running_loop()
-        self.smtp_server = await loop.create_server(lambda: SMTP(self, enable_SMTPUTF8=True), host, smtp_port)
+        self.smtp_server = await loop.create_server(self.smtp_protocol, host, smtp_port)
         self.http_runner = web.AppRunner(self.app(), access_log=None)
         await self.http_runner.setup()
         await web.TCPSite(self.http_runner, host, http_port).start()
