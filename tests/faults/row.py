@@ -18,7 +18,7 @@ import aio_pika
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from services.notifications.domain import Status as MailStatus
+from services.notifications.domain import FINAL as FINAL_MAIL, Status as MailStatus
 from shared.bus import QueueNames, quorum
 
 from .stack import System, wait_http
@@ -32,7 +32,6 @@ SETTLE_S = 2.0  # no new mail for this long (and nothing pending) before the cou
 QUIET_LIMIT_S = 60.0  # after recovery, at most this long for the last claims and retries to finish
 POLL_S = 0.5
 PARKED_EVERY = 4  # polls between looks at the parking queue
-FINAL_MAIL = {MailStatus.sent, MailStatus.failed, MailStatus.unsubscribed}
 
 
 @dataclass

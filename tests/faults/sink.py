@@ -1,15 +1,16 @@
 """The dev mail sink as a process of its own whose SMTP side the fault suite takes down and brings back, while its
 HTTP API keeps every mail received and keeps answering: `POST /smtp/down` closes the listener and every open SMTP
-connection (new ones are refused, as by a server that is down); `POST /smtp/up` listens again.
+connection (new ones are refused, as by a server that is down); `POST /smtp/up` listens again. Like a real server
+it takes a while to accept a mail (`--accept-ms`), so that sends are in flight when a sender is killed.
 
-    python -m tests.faults.sink --smtp-port 2525 --http-port 8025
+    python -m tests.faults.sink --smtp-port 2525 --http-port 8025 --accept-ms 100
 """
 
 import argparse
 import asyncio
 
 from aiohttp import web
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from moteplass.mailsink import MailSink
 
@@ -31,10 +32,15 @@ class WatchedSMTP(SMTP):
 
 
 class SwitchableSink(MailSink):
-    def __init__(self):
+    def __init__(self, accept_s: float = 0.0):
         super().__init__()
+        self.accept_s = accept_s
         self.connections: set[WatchedSMTP] = set()
         self.smtp_address: tuple[str, int] = ("127.0.0.1", 0)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self.accept_s)
+        return await super().handle_DATA(server, session, envelope)
 
     def smtp_protocol(self) -> SMTP:
         return WatchedSMTP(self)
@@ -66,8 +72,8 @@ class SwitchableSink(MailSink):
         return web.Response(text="up")
 
 
-async def serve(host: str, smtp_port: int, http_port: int) -> None:
-    sink = SwitchableSink()
+async def serve(host: str, smtp_port: int, http_port: int, accept_s: float) -> None:
+    sink = SwitchableSink(accept_s)
     await sink.start(host, smtp_port, http_port)
     await asyncio.Event().wait()  # until killed
 
@@ -77,5 +83,6 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--smtp-port", type=int, required=True)
     parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument("--accept-ms", type=float, default=0.0, help="time taken to accept each mail")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.smtp_port, args.http_port))
+    asyncio.run(serve(args.host, args.smtp_port, args.http_port, args.accept_ms / 1000))

@@ -25,6 +25,9 @@ START_TIMEOUT_S = 60.0  # a service on a loaded 2-core machine
 # Short retries, so the suite is quick: five attempts span 23 s, which outlasts the 15 s SMTP outage, and is less
 # than the 30 s lease of a claim, so a claim left by a dead sender must be waited out, not retried away.
 RETRY_DELAYS_MS = [1000, 2000, 5000, 15000]
+# What the mail server takes to accept a mail, as a real one does: at 120 mails/s about a dozen sends are in
+# flight at any moment, so a sender killed mid-burst dies with some (its crash window is exercised).
+SMTP_ACCEPT_MS = 100
 
 
 class Process:
@@ -122,7 +125,8 @@ class System:
         self._store_data = data
         self.sink = Process("mail sink", [sys.executable, "-m", "tests.faults.sink",
                                           "--smtp-port", str(self.settings.smtp_port),
-                                          "--http-port", self.sink_api.rsplit(":", 1)[1]],
+                                          "--http-port", self.sink_api.rsplit(":", 1)[1],
+                                          "--accept-ms", str(SMTP_ACCEPT_MS)],
                             self.base / "sink.log", cwd=ROOT)
 
     def env(self, **overrides) -> dict:
