@@ -59,16 +59,19 @@ class Process:
             self.signal_group(signal.SIGKILL)
             self.popen.wait(timeout=10)
 
-    def stop(self, timeout_s: float = 10) -> None:
-        """SIGTERM (a clean shutdown), and kill -9 if it takes longer than timeout_s."""
-        if self.popen is None:
-            return
+    def terminate(self) -> None:
+        """SIGTERM: a clean shutdown begins."""
         if self.alive:
             self.signal_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
+
+    def wait_or_kill(self, timeout_s: float = 10) -> None:
+        """Wait for the process to end, and kill -9 what is left after timeout_s."""
+        if self.popen is None:
+            return
+        try:
+            self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
         self.kill()
 
     def tail(self, lines: int = 8, width: int = 400) -> str:
@@ -155,7 +158,9 @@ class System:
         processes = self.services.get(service, [])
         if replica < len(processes):
             return int(processes[replica].env[f"{service.upper()}_PORT"])
-        return getattr(self.settings, f"{service}_port") if replica == 0 else free_port()
+        if replica == 0:
+            return getattr(self.settings, f"{service}_port")
+        raise LookupError(f"{service} has no replica {replica}")
 
     def live_url(self, service: str) -> str:
         """The URL of a replica that runs (LookupError if none does)."""
@@ -175,40 +180,45 @@ class System:
         self.sink.start()
         await wait_http(f"{self.sink_api}/api/v1/messages?limit=1", self.sink)
 
-    async def start_service(self, service: str, replica: int = 0) -> Process:
-        """Start (or start again) one replica of a service and wait until it is healthy."""
+    def _spawn_service(self, service: str, replica: int) -> Process:
         processes = self.services.setdefault(service, [])
         if replica < len(processes):
             process = processes[replica]
         else:
-            port = self.port(service, replica)
+            port = self.port(service) if replica == 0 else free_port()
             process = Process(f"{service}-{replica}", [sys.executable, "-m", f"services.{service}"],
                               self.base / f"{service}-{replica}.log", env=self.env(**{f"{service.upper()}_PORT": port}),
                               cwd=self.base)  # no stray .env of a checkout
             processes.append(process)
-        process.start()
+        return process.start()
+
+    async def start_service(self, service: str, replica: int = 0) -> Process:
+        """Start (or start again) one replica of a service and wait until it is healthy."""
+        process = self._spawn_service(service, replica)
         await wait_http(f"{self.url(service, replica)}/healthz", process)
         return process
 
     async def start(self, notification_replicas: int = 1) -> "System":
-        await self.start_store()
-        await self.start_sink()
-        for service in ("registration", "comments"):
-            await self.start_service(service)
-        for replica in range(notification_replicas):
-            await self.start_service("notifications", replica)
+        """Everything, side by side where nothing waits for another: the services need the store."""
+        await asyncio.gather(self.start_store(), self.start_sink())
+        replicas = [("registration", 0), ("comments", 0), *(("notifications", i) for i in range(notification_replicas))]
+        spawned = [(self._spawn_service(service, replica), self.url(service, replica)) for service, replica in replicas]
+        await asyncio.gather(*(wait_http(f"{url}/healthz", process) for process, url in spawned))
         return self
 
     def running(self) -> list[Process]:
         return [p for processes in self.services.values() for p in processes]
 
     def stop(self) -> None:
-        """Every process it started, services before the store they write to. Never raises."""
-        for process in [*self.running(), self.sink, self.store]:
-            try:
-                process.stop()
-            except Exception:  # keep stopping the others
-                pass
+        """Every process it started, services before the store they write to, each group at once. Never raises."""
+        for group in (self.running(), [self.sink, self.store]):
+            for process in group:
+                process.terminate()
+            for process in group:
+                try:
+                    process.wait_or_kill()
+                except Exception:  # keep stopping the others
+                    pass
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path}) ---\n{p.tail()}" for p in [*self.running(), self.store])
