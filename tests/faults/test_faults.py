@@ -19,6 +19,20 @@ async def check(system: System, figures: list[Figures], name: str, fault, **opti
     assert not problems, "\n".join([Figures.HEADER, row.row(), *problems, system.logs()])
 
 
+async def test_rabbitmq_node_stopped_for_10_s(system, node, figures):
+    await system.start()
+
+    async def fault(system: System, clock: FaultClock) -> None:
+        await node.stop_app()
+        try:
+            await asyncio.sleep(10)
+        finally:
+            clock.end()
+            await node.start_app()
+
+    await check(system, figures, "RabbitMQ node stopped 10 s, then started", fault)
+
+
 async def test_notifications_killed_and_restarted(system, figures):
     await system.start()
 
@@ -31,6 +45,18 @@ async def test_notifications_killed_and_restarted(system, figures):
         await system.start_service("notifications")
 
     await check(system, figures, "notifications killed -9, restarted after 1 s", fault)
+
+
+async def test_store_killed_for_5_s(system, figures):
+    await system.start()
+
+    async def fault(system: System, clock: FaultClock) -> None:
+        system.store.kill()
+        await asyncio.sleep(5)
+        clock.end()
+        await system.start_store()
+
+    await check(system, figures, "store (nx-27017) killed -9, restarted after 5 s", fault, store_outage=True)
 
 
 async def test_registration_killed_and_restarted(system, figures):
