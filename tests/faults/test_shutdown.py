@@ -151,11 +151,16 @@ async def test_sigterm_to_a_registration_replica_under_load(system):
         balancer = RoundRobin(system, slug)
         load = asyncio.create_task(offer(http, balancer, seen, until))
         await asyncio.sleep(1.5)  # under load
+        # And a handful at once, so that some are surely in flight when SIGTERM comes.
+        batch = [asyncio.create_task(balancer.post(http, f"b{n}-{slug}@example.no", n, seen)) for n in range(20)]
+        # The first answered: the rest are under way.
+        await asyncio.wait(batch, timeout=5, return_when=asyncio.FIRST_COMPLETED)
         sigterm_at = time.monotonic()
         stopping = asyncio.create_task(terminate(replica))
         await asyncio.sleep(0.5)  # the load goes on; the replica no longer accepts connections
         until.set()
         rate = await load
+        await asyncio.gather(*batch)
         code, took = await stopping
     # Straight from the store, with the replica gone: what it stored, and whether its outbox is empty.
     client = AsyncMongoClient(system.settings.mongo_url)
@@ -177,6 +182,7 @@ async def test_sigterm_to_a_registration_replica_under_load(system):
     # a balancer sends the first on, and the preStop sleep keeps the second from happening.
     assert set(answers) <= {201, "connection refused", "ClientOSError", "ServerDisconnectedError"}, answers
     assert answers[201] >= RATE // 2
+    assert balancer.in_flight_at(sigterm_at) > 0
     stored = {reg["email"] for reg in registrations}
     assert seen.created == stored
     assert [reg["_id"] for reg in registrations if reg["_id"] not in published] == []
