@@ -49,7 +49,8 @@ class RoundRobin:
     def next_url(self) -> str:
         replicas = [r for r in range(len(self.system.services["registration"])) if r not in self.out]
         self.turn += 1
-        return f"{self.system.url('registration', replicas[self.turn % len(replicas)])}/events/{self.slug}/registrations"
+        replica = replicas[self.turn % len(replicas)]
+        return f"{self.system.url('registration', replica)}/events/{self.slug}/registrations"
 
     async def post(self, http: aiohttp.ClientSession, email: str, n: int, seen: Observed) -> None:
         for _ in range(3):
