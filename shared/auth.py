@@ -30,6 +30,11 @@ class Claims(BaseModel):
     sub: StrictStr | None = None
 
 
+def actor(claims: dict) -> str | None:
+    """Who does an admin's or moderator's action: the subject of their token, recorded with what it changes."""
+    return claims.get("sub")
+
+
 def issue_token(settings: Settings, role: Role, subject: str = "local-admin", hours: int = 12) -> str:
     now = datetime.now(UTC)
     claims = {"sub": subject, "role": role.value, "iat": now, "exp": now + timedelta(hours=hours)}

@@ -248,6 +248,7 @@ class QueuedComment(BaseModel):
     html: str
     status: CommentStatus
     created_at: datetime
+    moderated_by: str | None = Field(default=None, description="The moderator who decided its status last")
 
 
 class Queue(BaseModel):

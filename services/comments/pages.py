@@ -114,7 +114,7 @@ async def moderate(request: web.Request) -> web.Response:
     status = form.get("status", CommentStatus.pending.value)
     if form.get("action") not in Action.__members__ or not ids:
         raise _back(status=status, done="none")
-    results = await request.app[COMMENTS].moderate(ids, Action(form["action"]))
+    results = await request.app[COMMENTS].moderate(ids, Action(form["action"]), staff.email)
     changed = sum(result not in ("unchanged", "not_found") for result in results.values())
     raise _back(status=status, done=form["action"], n=str(changed))
 
@@ -126,7 +126,7 @@ async def change_thread(request: web.Request) -> web.Response:
     thread, change = str(form.get("thread", "")).strip(), form.get("change")
     if not thread or len(thread) > models.THREAD_MAX or change not in THREAD_CHANGES:
         raise _back(done="no_thread")
-    await request.app[COMMENTS].change_thread(thread, THREAD_CHANGES[change])
+    await request.app[COMMENTS].change_thread(thread, THREAD_CHANGES[change], staff.email)
     raise _back(done=change, thread=thread)
 
 

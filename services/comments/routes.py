@@ -3,7 +3,7 @@ the request (path, headers, language, client address) and hands it to a use case
 
 from aiohttp import web
 
-from shared.auth import Role
+from shared.auth import Role, actor
 from shared.http import Api, Reply
 from shared.messages.common import Language
 from shared.ratelimit import client_ip as shared_client_ip
@@ -126,14 +126,15 @@ async def moderation_queue(request: web.Request, query: QueueQuery, claims: dict
 @api.route("POST", "/moderation/comments", body=BulkModeration, response=Moderated, roles=MODERATORS)
 async def moderate(request: web.Request, body: BulkModeration, claims: dict):
     """Approve, reject, mark as spam or delete comments in bulk."""
-    return Moderated(results=await request.app[COMMENTS].moderate(body.ids, body.action))
+    return Moderated(results=await request.app[COMMENTS].moderate(body.ids, body.action, actor(claims)))
 
 
 @api.route("PATCH", f"/threads/{THREAD}", body=ThreadChange, response=ThreadInfo, roles=MODERATORS,
            errors=NO_THREAD)
 async def change_thread(request: web.Request, body: ThreadChange, claims: dict):
     """Close/open, hide/show a thread or set its moderation mode (pre or post)."""
-    return await request.app[COMMENTS].change_thread(thread_id_of(request), body.model_dump(exclude_none=True))
+    return await request.app[COMMENTS].change_thread(thread_id_of(request), body.model_dump(exclude_none=True),
+                                                     actor(claims))
 
 
 @api.route("GET", f"/threads/{THREAD}/export", response=ThreadExport, roles=MODERATORS, errors=NO_THREAD)
@@ -146,4 +147,4 @@ async def export_thread(request: web.Request, claims: dict):
            errors=NO_THREAD)
 async def import_thread(request: web.Request, body: ThreadImport, claims: dict):
     """Add exported comments to a thread (new ids; the same text twice is skipped, so a re-import adds nothing)."""
-    return await request.app[COMMENTS].import_thread(thread_id_of(request), body.comments)
+    return await request.app[COMMENTS].import_thread(thread_id_of(request), body.comments, actor(claims))

@@ -86,12 +86,15 @@ class Comments:
         """The comment's page: the comment in its thread."""
         return self.link(f"/comments/{doc['_id']}#kommentar-{doc['_id']}")
 
-    def event(self, payload, doc: dict) -> CloudEvent:
-        return make_event(payload, source=SOURCE, subject=str(doc["_id"]), correlation_id=logs.request_id.get())
+    def event(self, payload, doc: dict, actor: str | None = None) -> CloudEvent:
+        """The message about a comment (`actor`: the moderator whose decision it is, if one's is)."""
+        return make_event(payload, source=SOURCE, subject=str(doc["_id"]), correlation_id=logs.request_id.get(),
+                          actor=actor)
 
-    async def status_event(self, doc: dict, held_because: str | None = None, parent: dict | None = None
-                           ) -> CloudEvent:
-        """The message a comment's (new) status calls for (`parent`: the comment it answers, if already read)."""
+    async def status_event(self, doc: dict, held_because: str | None = None, parent: dict | None = None,
+                           actor: str | None = None) -> CloudEvent:
+        """The message a comment's (new) status calls for (`parent`: the comment it answers, if already read;
+        `actor`: the moderator whose decision it is)."""
         status = doc["status"]
         fields = dict(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), author_name=doc["author_name"],
                       language=doc.get("language", Language.nn), excerpt=domain.excerpt(doc["html"]),
@@ -101,8 +104,8 @@ class Comments:
                 **fields, held_because=held_because or "pre_moderation", moderator_emails=self.config.moderators,
                 moderation_url=self.link("/moderation?status=pending")), doc)
         if status == CommentStatus.approved:
-            return self.event(CommentPublished(**fields, parent=await self.parent_info(doc, parent)), doc)
-        return self.event(CommentRejected(**fields), doc)
+            return self.event(CommentPublished(**fields, parent=await self.parent_info(doc, parent)), doc, actor)
+        return self.event(CommentRejected(**fields), doc, actor)
 
     async def parent_info(self, doc: dict, parent: dict | None = None) -> ParentComment | None:
         """Who the reply answers; their address only if they asked for reply mails and are not the replier."""
@@ -118,23 +121,27 @@ class Comments:
                      self.link(f"/comments/{parent['_id']}/unsubscribe?token={token}")}
         return ParentComment(**info)
 
-    async def apply(self, doc: dict, action: Action, by: str = "moderator") -> dict | None:
-        """A moderation (or the author's deletion) as one conditional write with its message; None if the
-        comment was not in a state the action applies to, or someone else changed it first."""
+    async def apply(self, doc: dict, action: Action, by: str = "moderator", actor: str | None = None
+                    ) -> dict | None:
+        """A moderation (by the moderator `actor`), or the author's deletion, as one conditional write with its
+        message; None if the comment was not in a state the action applies to, or someone else changed it
+        first."""
         target, sources = domain.TRANSITIONS[action]
         if doc["status"] not in sources:
             return None
         changes: dict = {"status": target, "moderated_at": datetime.now(UTC)}
+        if by == "moderator":
+            changes["moderated_by"] = actor
         unset: tuple[str, ...] = ()
         if action == Action.delete:
             has_replies = await self.store.has_replies(doc)
             changes |= domain.deleted_fields() | {"listed": domain.listed(target, has_replies), "deleted_by": by}
             unset = ("fingerprint",)
             events = [self.event(CommentDeleted(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), by=by,
-                                                placeholder=has_replies), doc)]
+                                                placeholder=has_replies), doc, actor)]
         else:
             changes["listed"] = domain.listed(target, False)
-            events = [await self.status_event({**doc, **changes})]
+            events = [await self.status_event({**doc, **changes}, actor=actor)]
         updated = await self.store.update(doc["_id"], {"status": doc["status"]}, changes, events, unset)
         if updated is None:
             return None
@@ -336,26 +343,26 @@ class Comments:
         docs = await self.store.queue(query.status, start, query.limit + 1)
         items = [QueuedComment(id=str(d["_id"]), thread_id=d["thread_id"], parent_id=d.get("parent_id"),
                                **{k: d.get(k) for k in ("author_name", "email", "body", "html", "status",
-                                                        "created_at")})
+                                                        "created_at", "moderated_by")})
                  for d in docs[:query.limit]]
         more = len(docs) > query.limit
         return Queue(comments=items,
                      next_cursor=domain.encode_cursor(Sort.oldest, docs[query.limit - 1]) if more else None)
 
-    async def moderate(self, comment_ids: list[str], action: Action) -> dict[str, str]:
-        """Per id: the new status, 'unchanged' or 'not_found'."""
+    async def moderate(self, comment_ids: list[str], action: Action, actor: str | None = None) -> dict[str, str]:
+        """Per id: the new status, 'unchanged' or 'not_found' (actor: the moderator, recorded with each change)."""
         results: dict[str, str] = {}
         for comment_id in dict.fromkeys(comment_ids):
             doc = await self.store.get(comment_id)
             if doc is None:
                 results[comment_id] = "not_found"
                 continue
-            updated = await self.apply(doc, action)
+            updated = await self.apply(doc, action, actor=actor)
             results[comment_id] = updated["status"] if updated else "unchanged"
         return results
 
-    async def change_thread(self, thread_id: str, changes: dict) -> ThreadInfo:
-        thread = await self.store.change_thread(thread_id, changes)
+    async def change_thread(self, thread_id: str, changes: dict, actor: str | None = None) -> ThreadInfo:
+        thread = await self.store.change_thread(thread_id, {**changes, "updated_by": actor})
         self.changed(thread_id)
         return models.thread_info(thread_id, thread)
 
@@ -364,8 +371,10 @@ class Comments:
         return ThreadExport(thread=models.thread_info(thread_id, await self.store.thread(thread_id)),
                             comments=[models.exported(d) for d in docs])
 
-    async def import_thread(self, thread_id: str, comments: list[models.ExportedComment]) -> Imported:
-        docs = domain.imported(thread_id, comments, self.config.max_depth, identity)
+    async def import_thread(self, thread_id: str, comments: list[models.ExportedComment], actor: str | None = None
+                            ) -> Imported:
+        docs = [doc | {"imported_by": actor}
+                for doc in domain.imported(thread_id, comments, self.config.max_depth, identity)]
         await self.store.ensure_thread(thread_id)
         count = sum(await self.store.insert_many([(doc, []) for doc in docs]))
         self.changed(thread_id)

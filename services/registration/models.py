@@ -131,6 +131,15 @@ class EventOut(BaseModel):
     waitlist_length: int
 
 
+class EventAdminOut(EventOut):
+    """A møteplass as admins see it: also who made its changes (the subject of their sign-in)."""
+
+    created_by: str | None = None
+    updated_by: str | None = Field(None, description="Who changed it last")
+    published_by: str | None = None
+    cancelled_by: str | None = None
+
+
 class Municipality(Input):
     number: Annotated[str, StringConstraints(pattern=r"^\d{4}$")] = Field(description="Kommunenummer, e.g. 3201")
     name: Text
@@ -197,6 +206,14 @@ class RegistrationOut(BaseModel):
     created_at: datetime
 
 
+class RegistrationAdminOut(RegistrationOut):
+    """A registration as admins see it: also who checked it in, cancelled it or erased it (by sign-in subject)."""
+
+    checked_in_by: str | None = None
+    cancelled_by: str | None = None
+    erased_by: str | None = None
+
+
 class RegistrationFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status | None = None
@@ -209,7 +226,7 @@ class RegistrationFilter(BaseModel):
 
 
 class RegistrationPage(BaseModel):
-    items: list[RegistrationOut]
+    items: list[RegistrationAdminOut]
     next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page")
 
 

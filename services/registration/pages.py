@@ -300,10 +300,11 @@ async def door(request: web.Request) -> web.Response:
 
 async def door_check_in(request: web.Request) -> web.Response:
     sign_in = request.app[SIGN_IN]
-    fields = await sign_in.form(request, sign_in.require(request, ADMIN))
+    staff = sign_in.require(request, ADMIN)
+    fields = await sign_in.form(request, staff)
     slug, query = request.match_info["slug"], str(fields.get("q", ""))
     try:
-        checked = await flows(request).check_in(str(fields.get("id", "")))
+        checked = await flows(request).check_in(str(fields.get("id", "")), staff.email)
     except Refused as refused:
         raise web.HTTPSeeOther(door_url(slug, q=query, problem=refused.message)) from None
     raise web.HTTPSeeOther(door_url(slug, q=query, checked=checked["_id"]))

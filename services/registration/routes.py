@@ -5,14 +5,14 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic_core import to_jsonable_python
 
-from shared.auth import AuthError, Role
+from shared.auth import AuthError, Role, actor
 from shared.http import VERIFIER, Api, ApiError
 from shared.ratelimit import RateLimits, client_ip
 
 from . import domain
 from .models import (
-    AnswersIn, EventIn, EventOut, EventUpdate, GuestInviteIn, GuestInviteOut, RegistrationFilter, RegistrationIn,
-    RegistrationOut, RegistrationPage, TokenQuery,
+    AnswersIn, EventAdminOut, EventIn, EventOut, EventUpdate, GuestInviteIn, GuestInviteOut, RegistrationAdminOut,
+    RegistrationFilter, RegistrationIn, RegistrationOut, RegistrationPage, TokenQuery,
 )
 from .config import RegistrationConfig
 from .domain import Refused
@@ -32,18 +32,18 @@ def flows(request: web.Request) -> Registrations:
     return request.app[REGISTRATIONS]
 
 
-def event_out(doc: dict) -> EventOut:
-    return EventOut(slug=doc["_id"], **{k: doc.get(k) for k in EventOut.model_fields if k not in
-                                        ("slug", "seats_left", "waitlist_length")},
-                    seats_left=domain.seats_left(doc), waitlist_length=len(doc["waitlist"]))
+def event_out(doc: dict, model: type[EventOut] = EventOut) -> EventOut:
+    return model(slug=doc["_id"], **{k: doc.get(k) for k in model.model_fields if k not in
+                                     ("slug", "seats_left", "waitlist_length")},
+                 seats_left=domain.seats_left(doc), waitlist_length=len(doc["waitlist"]))
 
 
-def registration_out(doc: dict) -> RegistrationOut:
+def registration_out(doc: dict, model: type[RegistrationOut] = RegistrationOut) -> RegistrationOut:
     # An erased registration keeps no personal data: its row shows status, time and anonymous fields only.
-    shown = {k: doc[k] for k in RegistrationOut.model_fields if k in doc and k != "id"}
+    shown = {k: doc[k] for k in model.model_fields if k in doc and k != "id"}
     if doc["status"] == domain.Status.erased:
         shown.pop("email", None)
-    return RegistrationOut(id=doc["_id"], **shown)
+    return model(id=doc["_id"], **shown)
 
 
 async def is_admin(request: web.Request) -> bool:
@@ -72,32 +72,33 @@ async def refusals(request: web.Request, handler) -> web.StreamResponse:
         raise ApiError(exc.status, exc.message, exc.details) from exc
 
 
-@api.route("POST", "/events", body=EventIn, response=EventOut, status=201, roles=ADMIN,
+@api.route("POST", "/events", body=EventIn, response=EventAdminOut, status=201, roles=ADMIN,
            errors={409: "A møteplass with this slug exists"})
-async def create_event(request: web.Request, body: EventIn, claims: dict) -> EventOut:
+async def create_event(request: web.Request, body: EventIn, claims: dict) -> EventAdminOut:
     """Create a møteplass (open for registration at once)."""
-    return event_out(await flows(request).create_event(body))
+    return event_out(await flows(request).create_event(body, actor(claims)), EventAdminOut)
 
 
-@api.route("PATCH", "/events/{slug}", body=EventUpdate, response=EventOut, roles=ADMIN,
+@api.route("PATCH", "/events/{slug}", body=EventUpdate, response=EventAdminOut, roles=ADMIN,
            errors={404: "No such møteplass", 409: "Capacity below the seats held, or changed meanwhile"})
-async def update_event(request: web.Request, body: EventUpdate, claims: dict) -> EventOut:
+async def update_event(request: web.Request, body: EventUpdate, claims: dict) -> EventAdminOut:
     """Change a møteplass. A raised capacity promotes from the waiting list at once; a new time or place is
     announced (event.updated)."""
-    return event_out(await flows(request).update_event(request.match_info["slug"], body))
+    return event_out(await flows(request).update_event(request.match_info["slug"], body, actor(claims)),
+                     EventAdminOut)
 
 
-@api.route("POST", "/events/{slug}/publish", response=EventOut, roles=ADMIN,
+@api.route("POST", "/events/{slug}/publish", response=EventAdminOut, roles=ADMIN,
            errors={404: "No such møteplass", 409: "Cancelled"})
-async def publish_event(request: web.Request, claims: dict) -> EventOut:
+async def publish_event(request: web.Request, claims: dict) -> EventAdminOut:
     """Open a draft møteplass for registration (event.published)."""
-    return event_out(await flows(request).publish_event(request.match_info["slug"]))
+    return event_out(await flows(request).publish_event(request.match_info["slug"], actor(claims)), EventAdminOut)
 
 
-@api.route("POST", "/events/{slug}/cancel", response=EventOut, roles=ADMIN, errors={404: "No such møteplass"})
-async def cancel_event(request: web.Request, claims: dict) -> EventOut:
+@api.route("POST", "/events/{slug}/cancel", response=EventAdminOut, roles=ADMIN, errors={404: "No such møteplass"})
+async def cancel_event(request: web.Request, claims: dict) -> EventAdminOut:
     """Cancel a møteplass: every registration is cancelled and everyone told."""
-    return event_out(await flows(request).cancel_event(request.match_info["slug"]))
+    return event_out(await flows(request).cancel_event(request.match_info["slug"], actor(claims)), EventAdminOut)
 
 
 @api.route("GET", "/events", response=list[EventOut])
@@ -171,7 +172,7 @@ async def erase_own_data(request: web.Request, query: TokenQuery) -> None:
 async def list_registrations(request: web.Request, query: RegistrationFilter, claims: dict) -> RegistrationPage:
     """An event's registrations in arrival order, filtered, a page at a time."""
     items, cursor = await flows(request).registrations_of(request.match_info["slug"], query)
-    return RegistrationPage(items=[registration_out(r) for r in items], next_cursor=cursor)
+    return RegistrationPage(items=[registration_out(r, RegistrationAdminOut) for r in items], next_cursor=cursor)
 
 
 @api.route("GET", "/events/{slug}/registrations.csv", roles=ADMIN, errors={404: "No such møteplass"},
@@ -196,17 +197,26 @@ async def count_registrations(request: web.Request, claims: dict) -> dict[str, i
     return await flows(request).counts(request.match_info["slug"])
 
 
-@api.route("POST", "/registrations/{id}/check-in", response=RegistrationOut, roles=ADMIN,
+@api.route("POST", "/registrations/{id}/check-in", response=RegistrationAdminOut, roles=ADMIN,
            errors={404: "No such registration", 409: "Not a confirmed participant"})
-async def check_in(request: web.Request, claims: dict) -> RegistrationOut:
+async def check_in(request: web.Request, claims: dict) -> RegistrationAdminOut:
     """Check a participant in at the door."""
-    return registration_out(await flows(request).check_in(request.match_info["id"]))
+    return registration_out(await flows(request).check_in(request.match_info["id"], actor(claims)),
+                            RegistrationAdminOut)
+
+
+@api.route("POST", "/registrations/{id}/cancel", status=204, roles=ADMIN,
+           errors={404: "No such registration", 409: "Cannot be cancelled now"})
+async def cancel_registration_as_admin(request: web.Request, claims: dict) -> None:
+    """Cancel a registration (or a waiting-list place) for the participant; the seat goes to the first in line
+    at once, and the participant is told (reason admin)."""
+    await flows(request).cancel(request.match_info["id"], actor=actor(claims))
 
 
 @api.route("POST", "/registrations/{id}/erase", status=204, roles=ADMIN, errors={404: "No such registration"})
 async def erase_registration(request: web.Request, claims: dict) -> None:
     """Erase a person's data on their request (GDPR); other services are told to erase their copies."""
-    await flows(request).erase(request.match_info["id"], "request")
+    await flows(request).erase(request.match_info["id"], "request", actor=actor(claims))
 
 
 @api.route("POST", "/registrations/{id}/guest-invites", query=TokenQuery, body=GuestInviteIn, response=GuestInviteOut,

@@ -48,9 +48,9 @@ class Registrations:
         self._inserting = GroupCommit(lambda batch: self.store.insert_registrations(batch))
         self._publishing = GroupCommit(self._publish_registrations)
 
-    def _entry(self, payload, subject: str) -> dict:
+    def _entry(self, payload, subject: str, actor: str | None = None) -> dict:
         event: CloudEvent = make_event(payload, source=self.source, subject=subject,
-                                       correlation_id=logs.request_id.get())
+                                       correlation_id=logs.request_id.get(), actor=actor)
         return entry(event)
 
     def _info(self, event: dict):
@@ -70,13 +70,13 @@ class Registrations:
 
     # Møteplassar (admin)
 
-    async def create_event(self, body: EventIn) -> dict:
+    async def create_event(self, body: EventIn, actor: str | None = None) -> dict:
         domain.invalid(domain.schedule_problems(body.starts_at, body.ends_at, body.registration_opens_at,
                                                 body.registration_closes_at))
         status = EventStatus.published if body.published else EventStatus.draft
         doc = {"_id": body.slug, **body.model_dump(exclude={"slug", "published"}), "status": status.value,
-               "sequence": 0, "created_at": now()}
-        entries = [self._entry(EventPublished(event=self._info(doc)), body.slug)] if body.published else []
+               "sequence": 0, "created_at": now(), "created_by": actor}
+        entries = [self._entry(EventPublished(event=self._info(doc)), body.slug, actor)] if body.published else []
         try:
             await self.store.insert_event(doc, entries)
         except Duplicate:
@@ -84,7 +84,7 @@ class Registrations:
         await self.outbox.try_flush(self.store.events, body.slug, entries)
         return await self.event(body.slug)
 
-    async def update_event(self, slug: str, body: EventUpdate) -> dict:
+    async def update_event(self, slug: str, body: EventUpdate, actor: str | None = None) -> dict:
         event = await self.event(slug)
         changed = domain.changes(event, body.model_dump(exclude_unset=True))
         after = {**event, **changed}
@@ -97,8 +97,8 @@ class Registrations:
             changed["sequence"] = event.get("sequence", 0) + 1
             after["sequence"] = changed["sequence"]
         entries = [self._entry(EventUpdated(event=self._info(after), changed=noticed,
-                                            previous_starts_at=event["starts_at"]), slug)] if noticed else []
-        updated = await self.store.update_event(event, changed, entries)
+                                            previous_starts_at=event["starts_at"]), slug, actor)] if noticed else []
+        updated = await self.store.update_event(event, {**changed, "updated_by": actor}, entries)
         self._recent.pop(slug, None)
         if updated is None:  # a seat was taken or another admin saved meanwhile: decide on fresh data
             current = await self.event(slug)
@@ -109,30 +109,30 @@ class Registrations:
         await self.promote_waiting(updated)  # a raised capacity gives the new seats away at once
         return await self.event(slug)
 
-    async def publish_event(self, slug: str) -> dict:
+    async def publish_event(self, slug: str, actor: str | None = None) -> dict:
         event = await self.event(slug)
         if event["status"] == EventStatus.cancelled:
             raise Refused("Ein avlyst møteplass kan ikkje publiserast.")
         if event["status"] == EventStatus.published:
             return event
-        entries = [self._entry(EventPublished(event=self._info(event)), slug)]
-        return await self._set_status(event, EventStatus.published, entries)
+        entries = [self._entry(EventPublished(event=self._info(event)), slug, actor)]
+        return await self._set_status(event, EventStatus.published, entries, {"published_by": actor})
 
-    async def _set_status(self, event: dict, status: EventStatus, entries: list[dict]) -> dict:
-        changed = await self.store.update_event(event, {"status": status.value}, entries)
+    async def _set_status(self, event: dict, status: EventStatus, entries: list[dict], changes: dict) -> dict:
+        changed = await self.store.update_event(event, {"status": status.value, **changes}, entries)
         self._recent.pop(event["_id"], None)
         if changed is None:
             raise Refused("Møteplassen vart endra samstundes. Prøv igjen.")
         await self.outbox.try_flush(self.store.events, event["_id"], entries)
         return changed
 
-    async def cancel_event(self, slug: str) -> dict:
+    async def cancel_event(self, slug: str, actor: str | None = None) -> dict:
         """Cancel a møteplass, then its registrations; cut short after the first write, the reconciler (or the same
         request again) cancels the registrations."""
         event = await self.event(slug)
         if event["status"] != EventStatus.cancelled:
-            entries = [self._entry(EventCancelled(event=self._info(event), changed=["status"]), slug)]
-            event = await self._set_status(event, EventStatus.cancelled, entries)
+            entries = [self._entry(EventCancelled(event=self._info(event), changed=["status"]), slug, actor)]
+            event = await self._set_status(event, EventStatus.cancelled, entries, {"cancelled_by": actor})
         await self.store.mark_all_cancelling(slug, CANCELLABLE, "event_cancelled")
         async for registration in self.store.stuck((Status.cancelling,), now(), slug):
             await self._finish_cancel(registration)
@@ -304,12 +304,13 @@ class Registrations:
 
     async def _transition(self, event: dict, registration: dict, status: Status,
                           message: type[RegistrationPayload], changes: dict, link: bool = True,
-                          only_from: tuple[Status, ...] | None = None, **fields) -> dict | None:
+                          only_from: tuple[Status, ...] | None = None, actor: str | None = None,
+                          **fields) -> dict | None:
         """Move a registration to `status` (a move of domain.MOVES) and record the message saying so, with a fresh
-        personal link, in one write."""
+        personal link, in one write (`actor`: the admin who did it, if one did)."""
         token = domain.new_token() if link else None
         payload = self._payload(message, event, registration, token, status=status.value, **fields)
-        entries = [self._entry(payload, registration["_id"])]
+        entries = [self._entry(payload, registration["_id"], actor)]
         settled = await self.store.transition(registration["_id"], status, changes, entries,
                                               token and domain.hash_token(token), only_from)
         if settled is not None:
@@ -332,14 +333,23 @@ class Registrations:
             registration = {**registration, "position": (domain.placement(event, rid) or (None, None))[1]}
         return registration
 
-    async def cancel(self, rid: str, token: str) -> None:
-        registration = await self.own(rid, token)
+    async def _found(self, rid: str, token: str | None) -> dict:
+        """The registration by its secret link (token), or by its id alone (for an admin: token None)."""
+        registration = await (self.own(rid, token) if token else self.store.registration(rid))
+        if registration is None:
+            raise Refused("Fann ikkje påmeldinga.", 404)
+        return registration
+
+    async def cancel(self, rid: str, token: str | None = None, actor: str | None = None) -> None:
+        """Cancel by the participant's secret link (token), or by an admin (token None; actor: who)."""
+        registration = await self._found(rid, token)
         # Marked from the status just read only, so that the reason and the status it is cancelled from are true;
         # when it moved on meanwhile (promoted, say), it is cancelled from where it is now.
         while (status := registration["status"]) in CANCELLABLE:
+            reason = domain.cancel_reason(status) if token else "admin"
             registration = await self.store.transition(
-                rid, Status.cancelling, {"cancel_reason": domain.cancel_reason(status), "cancelled_from": status},
-                [], only_from=(Status(status),)) or await self.own(rid, token)
+                rid, Status.cancelling, {"cancel_reason": reason, "cancelled_from": status, "cancelled_by": actor},
+                [], only_from=(Status(status),)) or await self._found(rid, token)
         if registration["status"] == Status.cancelling:  # marked now, or a cancel cut short: finish it
             await self._finish_cancel(registration)
         elif registration["status"] != Status.cancelled:  # a repeated cancel has nothing left to do
@@ -350,7 +360,8 @@ class Registrations:
         # cancelled_from is missing on a registration marked before it was kept: the message then says None.
         await self._transition(event, registration, Status.cancelled, RegistrationCancelled, {}, link=False,
                                reason=registration["cancel_reason"],
-                               previous_status=registration.get("cancelled_from"))
+                               previous_status=registration.get("cancelled_from"),
+                               actor=registration.get("cancelled_by"))
         await self.promote_waiting(event)
 
     async def invite_guest(self, rid: str, token: str, guest_email: str) -> dict:
@@ -426,30 +437,28 @@ class Registrations:
         event = await self.event(slug)
         return event.get("final_counts") or await self.store.counts(slug)
 
-    async def check_in(self, rid: str) -> dict:
+    async def check_in(self, rid: str, actor: str | None = None) -> dict:
         registration = await self.store.registration(rid)
         if registration is None:
             raise Refused("Fann ikkje påmeldinga.", 404)
         if registration["status"] == Status.checked_in:
             return registration
         event = await self.event(registration["event_slug"])
-        checked = await self._transition(event, registration, Status.checked_in, RegistrationCheckedIn, {},
-                                         link=False)
+        checked = await self._transition(event, registration, Status.checked_in, RegistrationCheckedIn,
+                                         {"checked_in_by": actor}, link=False, actor=actor)
         if checked is None:
             raise Refused("Berre deltakarar med stadfesta plass kan sjekkast inn.")
         return checked
 
     # Erasure (GDPR)
 
-    async def erase(self, rid: str, reason: str, token: str | None = None) -> None:
-        """Remove a person's data (on request: by their link, or by an admin), give back what they held, and
-        tell the other services to remove their copies."""
-        registration = await (self.own(rid, token) if token else self.store.registration(rid))
-        if registration is None:
-            raise Refused("Fann ikkje påmeldinga.", 404)
+    async def erase(self, rid: str, reason: str, token: str | None = None, actor: str | None = None) -> None:
+        """Remove a person's data (on request: by their link, or by an admin: actor), give back what they held,
+        and tell the other services to remove their copies."""
+        registration = await self._found(rid, token)
         if registration["status"] == Status.erased:
             return
-        marked = await self.store.transition(rid, Status.erasing, {"erase_reason": reason}, [])
+        marked = await self.store.transition(rid, Status.erasing, {"erase_reason": reason, "erased_by": actor}, [])
         if marked is not None:
             await self._finish_erase(marked)
 
@@ -458,7 +467,7 @@ class Registrations:
         event = await self.store.release(registration["event_slug"], rid)
         entries = [self._entry(RegistrationErased(registration_id=rid, event_slug=registration["event_slug"],
                                                   email=registration["email"], reason=registration["erase_reason"]),
-                               rid)]
+                               rid, registration.get("erased_by"))]
         if await self.store.erase(rid, entries) is not None:
             await self.outbox.try_flush(self.store.registrations, rid, entries)
         await self.promote_waiting(event)

@@ -12,6 +12,8 @@ TYPE_PREFIX = "no.moteplass."
 
 # Marks a field as personal data in the JSON Schema / AsyncAPI document, so subscribers know what GDPR covers.
 PERSONAL = {"x-personal-data": True}
+# The Auth Context extension's type of principal for a signed-in admin or moderator (an end user of the app).
+APP_USER = "app_user"
 SECRET_LINK = "Personal link holding a secret token; only the addressee may see it"
 URI = {"format": "uri"}
 
@@ -52,6 +54,13 @@ class CloudEvent(BaseModel, Generic[P]):
     traceparent: str | None = Field(None, description="W3C Trace Context `traceparent` of the span that made this "
                                                       "event (CloudEvents distributed-tracing extension)")
     tracestate: str | None = Field(None, description="W3C Trace Context `tracestate` that goes with traceparent")
+    # Extension attributes of CloudEvents' Auth Context (cloudevents/spec extensions/authcontext.md): who caused the
+    # event, set when an admin's or a moderator's action did. In the envelope, not in `data`: the same for every
+    # type, and every data schema first published was closed (a new data field would break its v1 readers).
+    authtype: str | None = Field(None, description=f"\"{APP_USER}\" when a signed-in admin or moderator caused this "
+                                                   "event (then authid says who); absent otherwise")
+    authid: str | None = Field(None, description="Who caused this event: the subject of the admin's or moderator's "
+                                                 "sign-in, often an email address", json_schema_extra=PERSONAL)
     data: P
 
     @property
@@ -68,12 +77,16 @@ def routing_key_of(cloudevent_type: str) -> str:
 
 
 def make_event(
-    payload: Payload, *, source: str, subject: str | None = None, correlation_id: str | None = None, id: str | None = None
+    payload: Payload, *, source: str, subject: str | None = None, correlation_id: str | None = None, id: str | None = None,
+    actor: str | None = None,
 ) -> CloudEvent:
+    """`actor`: the admin or moderator whose action caused the event (the subject of their sign-in), if one did."""
     # The trace this event continues, if any (stored with it, so it survives the outbox).
     fields: dict[str, Any] = tracing.current()
     if id:
         fields["id"] = id
+    if actor:
+        fields |= {"authtype": APP_USER, "authid": actor}
     return CloudEvent[type(payload)](
         source=source,
         type=type_of(type(payload)),

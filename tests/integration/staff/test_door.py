@@ -92,6 +92,9 @@ async def test_an_admin_signs_in_by_the_mailed_link_and_checks_people_in_at_the_
     async with aiohttp.ClientSession(base) as http:  # the API still takes bearer tokens
         resp = await http.get(f"/events/{slug}/counts", headers=admin_headers)
         assert (await resp.json())["checked_in"] == 1
+        resp = await http.get(f"/events/{slug}/registrations", headers=admin_headers)
+        checked = {r["id"]: r["checked_in_by"] for r in (await resp.json())["items"]}
+        assert checked[kari["id"]] == ADMIN  # who was at the door: the signed-in address
 
 
 async def test_an_unlisted_address_is_told_the_same_and_gets_no_mail(base, mailbox):
