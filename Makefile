@@ -34,8 +34,12 @@ run: install
 # pytest exits 5 when it collected no test: that must fail loudly, never pass as an empty green run.
 test: install system-deps
 	$(BIN)/lint-imports
-	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; test $$rc -eq 0
+	# The fault suite (whole systems of processes on a private RabbitMQ node) in a pytest process of its own: after
+	# the in-process tests its broker-restart row failed in a full run, while it passes in a fresh process.
+	$(BIN)/pytest -m faults $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: the fault suite collected no tests" >&2; fi; exit $$rc
 
 # The architecture contracts and the generated message contract, without running the tests.
 lint: install
