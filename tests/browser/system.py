@@ -1,12 +1,10 @@
 """The services the browser tests open pages of, started as in production (HTTP, bus, store, mail), and the
 links a person finds in their mail."""
 
-import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import aio_pika
 import aiohttp
 
 from services.registration.app import create_app as create_registration
@@ -59,25 +57,6 @@ async def register(http: aiohttp.ClientSession, slug: str, body: dict) -> dict:
     async with http.post(f"/events/{slug}/registrations", json=body) as resp:
         assert resp.status == 201, await resp.text()
         return await resp.json()
-
-
-class BusTap:
-    """Every message published on the test's exchange, as a subscriber bound to `#` receives them."""
-
-    def __init__(self):
-        self.messages: list[dict] = []
-
-    async def start(self, settings) -> "BusTap":
-        self.connection = await aio_pika.connect(settings.amqp_url)
-        channel = await self.connection.channel()
-        exchange = await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key="#")
-        await queue.consume(self._on_message, no_ack=True)
-        return self
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.messages.append(json.loads(message.body))
 
 
 def urls_in(value) -> list[str]:

@@ -14,18 +14,16 @@ from services.comments.app import create_app as comments_app
 from services.comments.config import CommentsConfig
 from services.notifications.app import create_app as notifications_app
 from shared.messages.notifications import NotificationKind
-from tests.browser.system import (
-    BusTap, address, create_event, links, participant, register, registration_app, urls_in,
-)
+from tests.browser.system import address, create_event, links, participant, register, registration_app, urls_in
+from tests.support.bus_tap import BusTap
 
 MODERATOR = "moderator@example.no"
 
 
 @pytest.fixture
 async def tap(settings):
-    tap = await BusTap().start(settings)
-    yield tap
-    await tap.connection.close()
+    async with BusTap(settings) as tap:
+        yield tap
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, rule, r
 
 from services.comments.app import create_app as comments_app
 from services.comments.config import CommentsConfig
-from tests.integration.registration.conftest import BusTap, registration_app
+from tests.integration.registration.conftest import registration_app
+from tests.support.bus_tap import BusTap
 
 EXAMPLES, STEPS = 20, 20  # about 10 s of CPU in all
 
@@ -235,8 +236,7 @@ class Writes(RuleBasedStateMachine):
 
 
 async def test_every_read_answers_2xx_after_any_sequence_of_accepted_writes(start_service, settings, admin_headers):
-    tap = await BusTap().start(settings)
-    try:
+    async with BusTap(settings, "registration.#", "event.#") as tap:
         registration = await start_service(registration_app(), "registration")
         comments = await start_service(lambda s: comments_app(s, CommentsConfig(
             posts_per_minute=100_000, new_threads_per_hour=100_000)), "comments")
@@ -248,5 +248,3 @@ async def test_every_read_answers_2xx_after_any_sequence_of_accepted_writes(star
                 # No shrinking: a failing sequence is printed as found (shrinking one costs minutes here).
                 phases=[Phase.explicit, Phase.reuse, Phase.generate],
                 database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
-    finally:
-        await tap.connection.close()

@@ -1,15 +1,11 @@
 """Fixtures for the comments service: the app on its port with test-friendly limits, and a tap on comment.*."""
 
-import asyncio
-import json
-import time
-
-import aio_pika
 import aiohttp
 import pytest
 
 from services.comments.app import create_app
 from services.comments.config import CommentsConfig
+from tests.support.bus_tap import BusTap
 
 
 @pytest.fixture
@@ -41,38 +37,10 @@ async def http():
         yield session
 
 
-class Tap:
-    """Collects the comment.* messages published on the test's exchange."""
-
-    def __init__(self):
-        self.events: list[dict] = []
-
-    async def wait_for(self, type_suffix: str, count: int = 1, timeout_s: float = 10) -> list[dict]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = [e for e in self.events if e["type"].endswith(type_suffix)]
-            if len(found) >= count or time.monotonic() > deadline:
-                assert len(found) >= count, f"expected {count} {type_suffix}, got {[e['type'] for e in self.events]}"
-                return found
-            await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 async def tap(settings):
-    connection = await aio_pika.connect(settings.amqp_url)
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-    await queue.bind(exchange, routing_key="comment.#")
-    collected = Tap()
-
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        collected.events.append(json.loads(message.body))
-        await message.ack()
-
-    await queue.consume(on_message)
-    yield collected
-    await connection.close()
+    async with BusTap(settings, "comment.#") as tap:
+        yield tap
 
 
 def comment(**fields) -> dict:

@@ -93,7 +93,7 @@ async def test_honeypot_looks_normal_but_is_stored_as_spam(base, http, tap, mode
         assert (await resp.json())["comments"] == []
     await post(http, base, comment(body="Ein ekte kommentar."))
     await tap.wait_for("comment.submitted.v1")
-    assert [e["data"]["excerpt"] for e in tap.events] == ["Ein ekte kommentar."]
+    assert [e["data"]["excerpt"] for e in tap.messages] == ["Ein ekte kommentar."]
 
 
 async def test_the_same_text_twice_in_a_thread_is_refused(base, http):

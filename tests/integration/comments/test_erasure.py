@@ -63,7 +63,7 @@ async def test_an_author_anonymises_their_comments_with_a_mailed_signed_link(bas
             answers.append((resp.status, await resp.json()))
     assert answers[0] == answers[1] and answers[0][0] == 202
     [requested] = await tap.wait_for("comment.erasure_requested.v1")
-    assert [e["data"]["email"] for e in tap.events if "erasure" in e["type"]] == ["kari@example.no"]
+    assert [e["data"]["email"] for e in tap.messages if "erasure" in e["type"]] == ["kari@example.no"]
     data = requested["data"]
     assert (data["comment_count"], data["language"]) == (1, "nb")
     link = urlparse(data["erase_url"])

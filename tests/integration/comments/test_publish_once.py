@@ -36,9 +36,9 @@ async def test_comments_changed_right_after_posting_publish_every_message_exactl
     print(f"\nchanged (answered) {delays[len(delays) // 2] * 1000:.0f} ms after posting (median), "
           f"{delays[int(len(delays) * 0.9)] * 1000:.0f} ms (p90)")
 
-    await tap.wait_for("", count=2 * COMMENTS, timeout_s=30)  # one submitted and one outcome per comment
+    await tap.wait_for(count=2 * COMMENTS, timeout_s=30)  # one submitted and one outcome per comment
     await asyncio.sleep(1.5)  # and whatever would come twice
-    ids = Counter(event["id"] for event in tap.events)
+    ids = Counter(event["id"] for event in tap.messages)
     assert [id_ for id_, times in ids.items() if times > 1] == []
-    kinds = Counter(event["type"].split(".")[-2] for event in tap.events)
+    kinds = Counter(event["type"].split(".")[-2] for event in tap.messages)
     assert kinds["submitted"] == COMMENTS and sum(kinds.values()) == 2 * COMMENTS, kinds

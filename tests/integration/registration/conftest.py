@@ -1,63 +1,20 @@
 """Fixtures for the registration service's integration tests: the running service, an admin client, and a tap on
 the test exchange that records every message published."""
 
-import asyncio
-import json
-import re
-import time
 from datetime import UTC, datetime, timedelta
 
-import aio_pika
 import aiohttp
 import pytest
 
 from services.registration.app import create_app
 from services.registration.config import RegistrationConfig
-
-
-class BusTap:
-    """A private queue bound to the test exchange: what subscribers would receive."""
-
-    def __init__(self):
-        self.messages: list[dict] = []
-
-    async def start(self, settings) -> "BusTap":
-        self.connection = await aio_pika.connect(settings.amqp_url)
-        channel = await self.connection.channel()
-        exchange = await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        for key in ("registration.#", "event.#"):
-            await queue.bind(exchange, routing_key=key)
-        await queue.consume(self._on_message, no_ack=True)
-        return self
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.messages.append(json.loads(message.body))
-
-    def of_type(self, kind: str) -> list[dict]:
-        """Messages of a routing key; v1 unless `kind` names its version (e.g. registration.cancelled.v2)."""
-        versioned = kind if re.search(r"\.v\d+$", kind) else f"{kind}.v1"
-        return [m for m in self.messages if m["type"] == f"no.moteplass.{versioned}"]
-
-    async def wait_for(self, kind: str, count: int = 1, timeout_s: float = 10, registration_id: str | None = None
-                       ) -> list[dict]:
-        """The messages of a kind (about one registration, if given), once there are at least `count`."""
-        deadline = time.monotonic() + timeout_s
-        def matching() -> list[dict]:
-            return [m for m in self.of_type(kind) if registration_id in (None, m["data"].get("registration_id"))]
-
-        while len(found := matching()) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} {kind} message(s), got {len(found)}")
-            await asyncio.sleep(0.02)
-        return found
+from tests.support.bus_tap import BusTap
 
 
 @pytest.fixture
 async def tap(settings):
-    tap = await BusTap().start(settings)
-    yield tap
-    await tap.connection.close()
+    async with BusTap(settings, "registration.#", "event.#") as tap:
+        yield tap
 
 
 def registration_app(**config):
