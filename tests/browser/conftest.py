@@ -3,12 +3,13 @@ Playwright's own browser download is never used), and axe-core checks each page 
 browser fails the tests loudly; they are never skipped."""
 
 import os
+import re
 import shutil
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.support.browser import assert_accessible, record_errors
+from tests.support.browser import assert_accessible, checked_page
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
@@ -27,17 +28,17 @@ async def browser() -> Browser:
 
 
 @pytest.fixture
-async def page(browser) -> Page:
-    """A fresh page in its own context (no cookies shared between tests), Nynorsk as the browser's language. The
-    test fails if the page logs an error to the console or throws."""
-    context = await browser.new_context(locale="nn-NO")
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    errors = record_errors(page)
-    yield page
-    await context.close()
-    if errors:
-        pytest.fail("\n".join(errors), pytrace=False)
+def tolerated_errors() -> re.Pattern | None:
+    """What the `page` may report without failing its test: nothing, unless a module overrides this fixture."""
+    return None
+
+
+@pytest.fixture
+async def page(browser, tolerated_errors) -> Page:
+    """A fresh page in its own context, Nynorsk as the browser's language. The test fails if the page logs an error
+    to the console, throws, or a load fails."""
+    async with checked_page(browser, tolerated_errors) as page:
+        yield page
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """The browser checks themselves: axe-core finds what it should, console errors and exceptions are recorded."""
 
+import re
+
 import pytest
 
-from tests.support.browser import record_errors
+from tests.support.browser import checked_page, record_errors
 
 GOOD = """<!doctype html><html lang="nn"><head><meta charset="utf-8"><title>Påmelding</title></head>
 <body><main><h1>Påmelding</h1><form><label for="n">Namn</label><input id="n" name="n">
@@ -53,3 +55,11 @@ async def test_a_failing_resource_is_recorded_but_an_error_document_is_not(bare_
     assert response.status == 404
     assert errors[0] == "stylesheet http://pages.test/missing.css answered 404", errors
     assert all("missing.css" in error for error in errors), errors  # Chromium also reports the load as aborted
+
+
+async def test_a_checked_page_fails_on_an_error_unless_it_is_tolerated(browser):
+    with pytest.raises(pytest.fail.Exception, match="console error .*: boom"):
+        async with checked_page(browser) as page:
+            await page.set_content("<script>console.error('boom')</script>")
+    async with checked_page(browser, tolerated=re.compile("boom")) as page:
+        await page.set_content("<script>console.error('boom')</script>")

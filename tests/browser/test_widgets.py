@@ -21,7 +21,7 @@ from services.registration.app import create_app as registration_app
 from services.registration.cli import seed_events
 from shared.auth import Role, issue_token
 from tests.conftest import free_port
-from tests.support.browser import assert_accessible, record_errors
+from tests.support.browser import assert_accessible, checked_page
 
 MODERATOR = "moderator@example.no"
 
@@ -30,22 +30,11 @@ def moderator_headers(demo: dict) -> dict:
     return {"Authorization": f"Bearer {issue_token(demo['settings'], Role.moderator)}"}
 
 
-# The widgets' own refusals (a 422 with messages per field, a 409) are answers they show, not failures; every
-# other failed load, console error or uncaught exception still fails the test.
-REFUSAL = re.compile(r"^fetch \S+ answered 4(09|22)$")
-
-
 @pytest.fixture
-async def page(browser) -> Page:
-    context = await browser.new_context(locale="nn-NO")
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    errors = record_errors(page)
-    yield page
-    await context.close()
-    errors = [error for error in errors if not REFUSAL.search(error)]
-    if errors:
-        pytest.fail("\n".join(errors), pytrace=False)
+def tolerated_errors() -> re.Pattern:
+    # The widgets' own refusals (a 422 with messages per field, a 409) are answers they show, not failures; every
+    # other failed load, console error or uncaught exception still fails the test.
+    return re.compile(r"^fetch \S+ answered 4(09|22)$")
 
 
 @pytest.fixture
@@ -186,10 +175,7 @@ async def test_a_comment_waits_for_a_moderator_who_signs_in_by_the_mailed_link_a
         "Takk! Kommentaren blir synleg når ein moderator har godkjent han.")
     await axe(page)
 
-    moderator = await browser.new_context(locale="nn-NO")
-    try:
-        staff = await moderator.new_page()
-        errors = record_errors(staff)
+    async with checked_page(browser) as staff:
         await sign_in(staff, demo["comments"], "/moderation", mailbox)
         await expect(staff.get_by_text("Open Space fungerte godt hos oss i Asker.")).to_be_visible()
         await axe(staff)
@@ -197,9 +183,6 @@ async def test_a_comment_waits_for_a_moderator_who_signs_in_by_the_mailed_link_a
         await staff.get_by_role("button", name="Godkjenn").press("Enter")
         await expect(staff.get_by_role("status")).to_have_text("1 godkjende.")
         await axe(staff)
-        assert errors == []
-    finally:
-        await moderator.close()
 
     await page.reload()
     await expect(thread.get_by_role("heading", name="Kommentarar (1)")).to_be_visible()
@@ -227,11 +210,7 @@ async def test_a_comment_waits_for_a_moderator_who_signs_in_by_the_mailed_link_a
 
 
 async def test_the_door_page_on_a_phone(browser, axe, demo, mailbox):
-    context = await browser.new_context(locale="nn-NO", viewport={"width": 375, "height": 740}, is_mobile=True,
-                                        has_touch=True)
-    try:
-        page = await context.new_page()
-        errors = record_errors(page)
+    async with checked_page(browser, viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True) as page:
         await sign_in(page, demo["registration"], "/door/innovasjonsworkshop-sarpsborg", mailbox)
         checked_in = page.locator("dt:text-is('Sjekka inn') + dd")
         await expect(checked_in).to_have_text("0 av 1")
@@ -244,6 +223,3 @@ async def test_the_door_page_on_a_phone(browser, axe, demo, mailbox):
         await expect(checked_in).to_have_text("1 av 1")
         await axe(page)
         assert await page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
-        assert errors == []
-    finally:
-        await context.close()

@@ -1,8 +1,13 @@
 """What the browser tests check on every page: no console errors or uncaught exceptions, and no WCAG 2.1 AA
 violation that axe-core (through axe-playwright-python) can find."""
 
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import ConsoleMessage, Error, Page, Request, Response
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, Request, Response
 
 # The rules of WCAG 2.0 and 2.1, levels A and AA: what Norwegian public bodies' web pages must meet.
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -36,6 +41,25 @@ def record_errors(page: Page) -> list[str]:
     page.on("response", on_response)
     page.on("requestfailed", on_request_failed)
     return errors
+
+
+@asynccontextmanager
+async def checked_page(browser: Browser, tolerated: re.Pattern | None = None, **context_options
+                       ) -> AsyncIterator[Page]:
+    """A fresh page in its own context (no cookies shared), Nynorsk as the browser's language unless
+    `context_options` say otherwise. Once closed, the test fails if the page recorded an error (`record_errors`)
+    that `tolerated` does not match."""
+    context = await browser.new_context(**{"locale": "nn-NO", **context_options})
+    context.set_default_timeout(10_000)
+    try:
+        page = await context.new_page()
+        errors = record_errors(page)
+        yield page
+    finally:
+        await context.close()
+    errors = [error for error in errors if not (tolerated and tolerated.search(error))]
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
 
 
 async def assert_accessible(page: Page, context: str | None = None) -> None:
