@@ -12,6 +12,7 @@ const KIT = {
         failed: "Something went wrong. Please try again shortly.", loading: "Loading …",
         offline: "Could not reach the service. Please try again shortly." },
 };
+const LOCALE = { nn: "nn-NO", nb: "nb-NO", en: "en-GB" };
 
 // The page's language (the element's nearest lang attribute): nn, nb or en; Norwegian without a variant is nb.
 function languageOf(element) {
@@ -94,12 +95,35 @@ function addStyle() {
   document.head.append(h("style", { id: "moteplass-embed-style" }, STYLE));
 }
 
+// A widget's element. It starts once, on its first connection (moving it in the page connects it again), in the
+// page's language with its class's `static texts` in that language, calling the service at its origin.
+class Widget extends HTMLElement {
+  connectedCallback() {
+    if (this.started) return;
+    this.started = true;
+    addStyle();
+    this.language = languageOf(this);
+    this.t = this.constructor.texts[this.language];
+    this.api = this.getAttribute("api") || ORIGIN;
+    this.status = h("div", { class: "mp-status", role: "status", "aria-live": "polite" });
+    return this.start();
+  }
+}
+
 // A form's fields, each a label, the control, a hint and a place for its error; `id` of a field is by its API path.
+// The service's field messages are said in `fieldTexts` (by language and type) where it has them.
 class Form {
-  constructor(prefix, language) {
+  constructor(prefix, language, fieldTexts = {}) {
     this.prefix = prefix;
     this.language = language;
+    this.fieldTexts = fieldTexts[language] || {};
     this.summary = h("div", { class: "mp-summary", tabindex: "-1", hidden: true });
+  }
+
+  // The form itself: the error summary and the note on required fields first.
+  element(attributes, ...children) {
+    return h("form", { novalidate: true, ...attributes }, this.summary,
+             h("p", { class: "mp-hint" }, KIT[this.language].required), ...children);
   }
 
   id(path) {
@@ -150,13 +174,13 @@ class Form {
   }
 
   // The service's refusal: a summary linked to each field it names (its message beside the field too), focused.
-  showErrors(root, error, fieldOf = (detail) => detail.field, translate = (detail) => detail.message) {
+  showErrors(root, error, fieldOf = (detail) => detail.field) {
     this.clear(root);
     const items = [];
     for (const detail of error.details) {
       const path = fieldOf(detail);
       const control = path && root.querySelector(`#${CSS.escape(this.id(path))}`);
-      const message = translate(detail);
+      const message = this.fieldTexts[detail.type] || detail.message;
       if (!control) {
         items.push(h("li", {}, message));
         continue;

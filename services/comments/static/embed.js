@@ -37,22 +37,16 @@ const FIELD_TEXT = {
   en: { missing: "This field is required.", email_invalid: "Enter a valid email address, e.g. name@example.no.",
         name_blank: "Enter your name.", body_short: "Write a comment of at least 2 characters." },
 };
-const LOCALE = { nn: "nn-NO", nb: "nb-NO", en: "en-GB" };
 
-class MoteplassComments extends HTMLElement {
-  async connectedCallback() {
-    if (this.started) return;
-    this.started = true;
-    addStyle();
-    this.language = languageOf(this);
-    this.t = TEXT[this.language];
-    this.api = this.getAttribute("api") || ORIGIN;
+class MoteplassComments extends Widget {
+  static texts = TEXT;
+
+  async start() {
     this.thread = this.getAttribute("thread") || location.pathname;
     this.sort = this.getAttribute("sort") || "oldest";
     this.headingLevel = Number(this.getAttribute("heading-level") || 2);
     this.headingId = uid("mp-com");
     this.heading = h(`h${this.headingLevel}`, { id: this.headingId }, this.t.heading);
-    this.status = h("div", { class: "mp-status", role: "status", "aria-live": "polite" });
     this.list = h("ol", { class: "mp-comments" });
     this.more = h("button", { type: "button", class: "mp-link", hidden: true, onclick: () => this.load(this.cursor) },
                   this.t.more);
@@ -126,10 +120,8 @@ class MoteplassComments extends HTMLElement {
 
   commentForm(parent, opener) {
     const { t } = this;
-    const form = new Form(uid("mp-com-f"), this.language);
-    const element = h("form", { novalidate: true, class: "mp-form", onsubmit: (e) => this.submit(e, form, parent, opener) },
-      form.summary,
-      h("p", { class: "mp-hint" }, KIT[this.language].required),
+    const form = new Form(uid("mp-com-f"), this.language, FIELD_TEXT);
+    const element = form.element({ class: "mp-form", onsubmit: (e) => this.submit(e, form, parent, opener) },
       form.field("author_name", t.name, { required: true, autocomplete: "name" }),
       form.field("email", t.email, { required: true, type: "email", autocomplete: "email", hint: t.emailHint }),
       form.field("body", parent ? t.replyTo(parent.author_name) : t.body, { required: true, multiline: true }),
@@ -174,7 +166,7 @@ class MoteplassComments extends HTMLElement {
         this.status.textContent = created.status === "approved" ? this.t.approved : this.t.pending;
         if (created.status === "approved") await Promise.all([this.load(null), this.count()]);
       } catch (error) {
-        form.showErrors(element, error, (d) => d.field, (d) => FIELD_TEXT[this.language]?.[d.type] || d.message);
+        form.showErrors(element, error);
       }
     });
   }

@@ -75,19 +75,13 @@ const FIELD_TEXT = {
         municipality_required: "Give the municipality you come from.", string_too_short: "This field is required.",
         string_pattern_mismatch: "The value has the wrong format." },
 };
-const LOCALE = { nn: "nn-NO", nb: "nb-NO", en: "en-GB" };
 
-class MoteplassRegistration extends HTMLElement {
-  async connectedCallback() {
-    if (this.started) return;
-    this.started = true;
-    addStyle();
-    this.language = languageOf(this);
-    this.t = TEXT[this.language];
-    this.api = this.getAttribute("api") || ORIGIN;
+class MoteplassRegistration extends Widget {
+  static texts = TEXT;
+
+  async start() {
     this.slug = this.getAttribute("event") || "";
     this.invite = new URLSearchParams(location.search).get("invite");
-    this.status = h("div", { class: "mp-status", role: "status", "aria-live": "polite" });
     this.root = h("section", { class: "mp mp-registration", "aria-busy": "true" }, h("p", {}, KIT[this.language].loading));
     this.replaceChildren(this.root);
     try {
@@ -104,7 +98,7 @@ class MoteplassRegistration extends HTMLElement {
     const headingId = uid("mp-reg");
     const open = this.isOpen();
     const full = event.seats_left === 0;
-    this.form = new Form(uid("mp-reg-f"), this.language);
+    this.form = new Form(uid("mp-reg-f"), this.language, FIELD_TEXT);
     this.availability = h("p", { class: "mp-seats" }, !open ? t.closed
       : full ? (event.waitlist_enabled ? t.waitlist(event.waitlist_length) : t.full)
       : t.seats(event.seats_left, event.capacity));
@@ -136,9 +130,7 @@ class MoteplassRegistration extends HTMLElement {
                                onchange: () => { municipality.hidden = type.value !== "kommune"; } },
       Object.entries(t.types).map(([value, label]) => h("option", { value, selected: value === "anna" }, label)));
     municipality.hidden = true;
-    const element = h("form", { novalidate: true, onsubmit: (e) => this.submit(e) },
-      form.summary,
-      h("p", { class: "mp-hint" }, KIT[this.language].required),
+    const element = form.element({ onsubmit: (e) => this.submit(e) },
       form.field("name", t.name, { required: true, autocomplete: "name" }),
       form.field("email", t.email, { required: true, type: "email", autocomplete: "email", hint: t.emailHint }),
       form.field("phone", t.phone, { type: "tel", autocomplete: "tel" }),
@@ -188,8 +180,7 @@ class MoteplassRegistration extends HTMLElement {
         this.refreshSeats();
       } catch (error) {
         this.form.showErrors(element, error,
-          (d) => (d.type === "municipality_required" ? "municipality.number" : d.field),
-          (d) => FIELD_TEXT[this.language]?.[d.type] || d.message);
+          (d) => (d.type === "municipality_required" ? "municipality.number" : d.field));
       }
     });
   }
