@@ -132,6 +132,7 @@ class Bus:
         self.consuming = True  # until `stop_consuming`: then no consumer is set up again
         self._publishing = Absence()
         self._handling = 0  # messages whose handler has not finished (acked, retried or parked) yet
+        self._handlers: set[asyncio.Task] = set()  # their tasks (see Consumer.on_message)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -149,6 +150,11 @@ class Bus:
         return self
 
     async def close(self) -> None:
+        # Handlers still running now (stop's settling timed out) are cut: their messages were not acked, so the
+        # broker delivers them again.
+        for task in self._handlers:
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         for subscription in self.subscriptions:
             for gauge in (CONSUMERS, WAITING):
                 with contextlib.suppress(KeyError):
@@ -308,8 +314,24 @@ class Consumer:
         self.max_attempts = bus.settings.max_attempts
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        # The channel cancels its delivery callbacks when it closes (a broker restart, a lost connection). Cut there,
+        # a handler could stop between the SMTP server's 250 and the record of it (a copy), or leave a claim that
+        # the redelivery must wait out: so the handler runs on in a task of its own. Its ack then fails, and the
+        # redelivered message finds the work done.
+        task = asyncio.create_task(self._run(message))
+        self.bus._handlers.add(task)
+        task.add_done_callback(self.bus._handlers.discard)
+        await asyncio.shield(task)
+
+    async def _run(self, message: AbstractIncomingMessage) -> None:
         with self.bus.handling():
-            await self._on_message(message)
+            try:
+                await self._on_message(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the ack, or the copy to a retry or parking queue, did not reach the broker
+                log.warning("message not acked; the broker delivers it again",
+                            extra={"message_id": message.message_id, "error": repr(exc)})
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1

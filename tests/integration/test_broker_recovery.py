@@ -244,3 +244,34 @@ async def test_a_consumer_closed_from_our_side_is_subscribed_again_and_readyz_sa
     took = await until(lambda: system.all_ready(200), 15, "/readyz 200 after subscribing again")
     print(f"\nconsumer closed from our side: subscribed again after {took:.1f} s")
     await consumed_after(system, mailbox, "resubscribed")
+
+
+async def test_a_handler_in_flight_when_the_broker_closes_the_connection_runs_to_its_end(node, settings):
+    # aiormq cancels the delivery callbacks of a connection the broker closes (a restart does that): a mail the SMTP
+    # server took must still be recorded as sent, not cut off before its record. The ack is lost with the
+    # connection, so the message comes again, to a handler that finds the work done.
+    started: list[str] = []
+    outcomes: list[str] = []
+    closed = asyncio.Event()
+    bus = await Bus(settings.model_copy(update={"amqp_url": node.amqp_url}), source="/tests").connect()
+
+    async def slow(event) -> None:
+        started.append(event.id)
+        try:
+            await closed.wait()
+        except asyncio.CancelledError:
+            outcomes.append("cut off")
+            raise
+        outcomes.append(event.id)
+
+    try:
+        await bus.consume("notifications", ["registration.#"], slow, prefetch=1)
+        event = make_event(confirmed("kari@example.no"), source="/tests")
+        await bus.publish(event)
+        await until(lambda: started, 5, "the message delivered")
+        await node.ctl("close_all_connections", "fault test")
+        closed.set()
+        await until(lambda: outcomes.count(event.id) == 2, 15, "the handler finished, and ran again on redelivery")
+        assert "cut off" not in outcomes
+    finally:
+        await bus.close()
