@@ -52,17 +52,18 @@ def serve(settings_json: str, config_json: str, profile: str | None = None) -> N
                   settings.comments_port, profile)
 
 
-async def seed(store: Store) -> list[dict]:
+async def seed(store: Store) -> list[domain.Comment]:
     now = datetime.now(UTC)
-    docs = [domain.comment_doc(THREAD, NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
-                                                  body=f"Kommentar **nummer** {n} om innovasjon i kommunen."),
-                               identity=comments_store.identity(now), parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
-            for n in range(SEED)]
-    await store.insert_many([(doc, []) for doc in docs])
+    comments = [domain.new_comment(
+        THREAD, NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
+                           body=f"Kommentar **nummer** {n} om innovasjon i kommunen."),
+        id=store.new_id(now), parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
+        for n in range(SEED)]
+    await store.insert_many([(comment, []) for comment in comments])
     # The thread's record, as its first comment made it: without it every POST of the first moments would count
     # as opening a new thread (a second rate limit and an upsert), which a thread of 10,000 comments never does.
     await store.ensure_thread(THREAD)
-    return sorted(docs, key=lambda d: d["order"], reverse=True)
+    return sorted(comments, key=lambda c: c.id, reverse=True)
 
 
 async def settled(db, timeout_s: float = 30) -> None:
@@ -102,6 +103,7 @@ async def bench(infra: Infra, clients: int, seconds: float, runs: int, profile: 
 
         raw = db["raw_bench"]
         sample = docs[SEED // 2]
+        stored_ids = [comments_store.object_id(c.id) for c in docs]
         # A collection of its own with the comments' indexes, so the thread's pages stay as they were seeded.
         indexed = Store(client[f"{tag}_raw"])
         await indexed.ensure_indexes()
@@ -141,17 +143,17 @@ async def bench(infra: Infra, clients: int, seconds: float, runs: int, profile: 
             for run_no in range(runs):
                 offset = run_no * 10**6  # every run posts new texts (the same text twice would be refused)
                 raw_insert = await measure(RAW, lambda n: raw.insert_one(
-                    {"thread_id": THREAD, "n": n, "body": sample["body"], "html": sample["html"],
+                    {"thread_id": THREAD, "n": n, "body": sample.body, "html": sample.html,
                      "at": datetime.now(UTC)}))
                 indexed_insert = await measure("raw insert_one (comments, all its indexes)",
-                                               lambda n: indexed.comments.insert_one(domain.comment_doc(
-                                                   f"raw-{offset + n}", pending,
-                                                   identity=comments_store.identity(datetime.now(UTC)), parent=None, max_depth=2,
-                                                   status=CommentStatus.pending, ip=None, now=datetime.now(UTC))
-                                                   | {"outbox": []}))
+                                               lambda n: indexed.comments.insert_one(comments_store.to_doc(
+                                                   domain.new_comment(
+                                                       f"raw-{offset + n}", pending,
+                                                       id=Store.new_id(datetime.now(UTC)), parent=None, max_depth=2,
+                                                       status=CommentStatus.pending, ip=None, now=datetime.now(UTC)))))
                 await measure("raw find (first 20 of the thread)", lambda n: db["comments"].find(
                     {"thread_id": THREAD, "depth": 0, "listed": True}).sort("order", -1).limit(20).to_list())
-                await measure("raw find_one by _id", lambda n: db["comments"].find_one({"_id": docs[n % SEED]["_id"]}))
+                await measure("raw find_one by _id", lambda n: db["comments"].find_one({"_id": stored_ids[n % SEED]}))
                 post_rate = await measure(POST, lambda n: post(offset + n))
                 figures.setdefault("ratio", []).append(post_rate / raw_insert)
                 figures.setdefault("ratio indexed", []).append(post_rate / indexed_insert)

@@ -8,10 +8,11 @@ import html
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 import nh3
@@ -102,6 +103,71 @@ class Action(StrEnum):
 
 
 
+# ---- what the store keeps ---------------------------------------------------------------------------------------
+
+Moderation = Literal["pre", "post"]
+
+
+@dataclass(kw_only=True, slots=True)
+class ThreadEntry:
+    """A comment as a thread's page shows it (all a page reads: no address, IP or source). Ids are strings that
+    sort in creation order (the store makes them so)."""
+
+    id: str
+    parent_id: str | None = None  # the comment it sits under (see placement)
+    root_id: str | None = None  # the top-level comment above it
+    depth: int
+    author_name: str
+    html: str
+    status: CommentStatus
+    reply_count: int = 0  # approved replies under a top-level comment
+    created_at: datetime
+    edited_at: datetime | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class Comment(ThreadEntry):
+    """A comment with all the store keeps of it. `outbox`: the messages its writes caused and that are not yet
+    published (shared.outbox entries; a read leaves them out, a write's answer has them)."""
+
+    thread_id: str
+    reply_to: str | None = None  # the comment it answered (its parent, unless that was at the deepest level)
+    email: str | None = None  # none once erased (or imported without one)
+    ip: str | None = None  # kept for abuse cases, for COMMENTS_IP_RETENTION_DAYS
+    language: Language = Language.nn
+    notify_replies: bool = False
+    body: str  # the source: Markdown
+    listed: bool  # shown in its thread (see listed)
+    fingerprint: str | None = None  # of the text, while it keeps others from posting the same
+    moderated_at: datetime | None = None
+    moderated_by: str | None = None
+    deleted_by: str | None = None
+    erased: bool = False
+    imported_by: str | None = None
+    outbox: list[dict] = field(default_factory=list)
+
+
+@dataclass(kw_only=True, slots=True)
+class Thread:
+    """A thread's settings; a thread no one changed has these defaults."""
+
+    id: str
+    closed: bool = False
+    hidden: bool = False
+    moderation: Moderation = "pre"
+    created_at: datetime | None = None
+    updated_by: str | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class ErasureRequest:
+    """A request for an erasure link, kept only long enough to publish the message that mails it."""
+
+    id: str
+    created_at: datetime
+    outbox: list[dict]
+
+
 # ---- rendering --------------------------------------------------------------------------------------------------
 
 # CommonMark with raw HTML off; images, headings and rules are not part of a comment's vocabulary.
@@ -176,84 +242,79 @@ def listed(status: CommentStatus, has_replies: bool) -> bool:
     return status == CommentStatus.approved or (status == CommentStatus.deleted and has_replies)
 
 
-def placement(parent: dict | None, max_depth: int) -> dict:
-    """Where a reply sits: under its parent, or beside it when the parent is already at the deepest level.
-    References are id strings: the dev store can neither index nor match ObjectIds outside _id."""
+def placement(parent: Comment | None, max_depth: int) -> dict:
+    """Where a reply sits: under its parent, or beside it when the parent is already at the deepest level."""
     if parent is None:
         return {"parent_id": None, "root_id": None, "depth": 0}
-    if parent["depth"] < max_depth:
-        return {"parent_id": str(parent["_id"]), "root_id": parent["root_id"] or str(parent["_id"]),
-                "depth": parent["depth"] + 1}
-    return {"parent_id": parent["parent_id"], "root_id": parent["root_id"], "depth": parent["depth"]}
+    if parent.depth < max_depth:
+        return {"parent_id": parent.id, "root_id": parent.root_id or parent.id, "depth": parent.depth + 1}
+    return {"parent_id": parent.parent_id, "root_id": parent.root_id, "depth": parent.depth}
 
 
-def comment_doc(thread_id: str, new, *, identity: dict, parent: dict | None, max_depth: int,
-                status: CommentStatus, ip: str | None, now: datetime, fingerprinted: bool = True) -> dict:
-    """A new comment as stored: source and rendering, its place in the thread, and who wrote it (never public).
-    `new` has a new comment's fields (models.NewComment or an ExportedComment); `identity` its ids (the store's)."""
-    doc = {**identity, "thread_id": thread_id, **placement(parent, max_depth),
-           "reply_to": str(parent["_id"]) if parent else None, "author_name": new.author_name, "email": new.email,
-           "ip": ip, "language": new.language, "notify_replies": new.notify_replies, "body": new.body,
-           "html": render(new.body), "status": status, "listed": listed(status, False), "reply_count": 0,
-           "created_at": now}
-    if fingerprinted:  # the unique index refuses the same text twice in the thread
-        doc["fingerprint"] = fingerprint(new.body)
-    if status == CommentStatus.deleted:
-        doc |= deleted_fields()
-    return doc
+def new_comment(thread_id: str, new, *, id: str, parent: Comment | None, max_depth: int, status: CommentStatus,
+                ip: str | None, now: datetime, fingerprinted: bool = True) -> Comment:
+    """A new comment: source and rendering, its place in the thread, and who wrote it (never public). `new` has a
+    new comment's fields (models.NewComment or an ExportedComment); `id` is a fresh one from the store."""
+    comment = Comment(
+        id=id, thread_id=thread_id, **placement(parent, max_depth), reply_to=parent.id if parent else None,
+        author_name=new.author_name, email=new.email, ip=ip, language=new.language,
+        notify_replies=new.notify_replies, body=new.body, html=render(new.body), status=status,
+        listed=listed(status, False), created_at=now,
+        # The same text twice in a thread is refused (Comments.post says when a comment takes no fingerprint).
+        fingerprint=fingerprint(new.body) if fingerprinted else None)
+    return replace(comment, **deleted_fields()) if status == CommentStatus.deleted else comment
 
 
 def anonymised() -> dict:
-    """What erasure sets on a person's comments; the text and the thread structure stay."""
-    return {"author_name": TEXT["anonymous"][Language.nn], "notify_replies": False, "erased": True}
-
-
-ERASED_FIELDS = ("email", "ip")
+    """What erasure changes on a person's comments (name → Anonym, email and IP gone); the text and the thread
+    structure stay."""
+    return {"author_name": TEXT["anonymous"][Language.nn], "notify_replies": False, "erased": True, "email": None,
+            "ip": None}
 
 
 def deleted_fields() -> dict:
-    return {"body": "", "html": "", "notify_replies": False}
+    """What deleting a comment changes: its text goes, and gives its fingerprint back (it may be written again)."""
+    return {"body": "", "html": "", "notify_replies": False, "fingerprint": None}
 
 
 # ---- import -----------------------------------------------------------------------------------------------------
 
 
-def imported(thread_id: str, items: list, max_depth: int, identity: Callable[[datetime], dict]) -> list[dict]:
-    """Exported comments as new documents of a thread: fresh ids dated to their creation, the reply structure
-    rebuilt (to this service's depth), counts and placeholders derived. A reply whose parent is not in the
-    import becomes a top-level comment."""
-    docs: dict[str, dict] = {}
+def imported(thread_id: str, items: list, max_depth: int, new_id: Callable[[datetime], str]) -> list[Comment]:
+    """Exported comments as new comments of a thread: fresh ids dated to their creation (`new_id`: the store's),
+    the reply structure rebuilt (to this service's depth), counts and placeholders derived. A reply whose parent
+    is not in the import becomes a top-level comment."""
+    comments: dict[str, Comment] = {}
     for item in sorted(items, key=lambda i: i.created_at):  # exported comments (models.ExportedComment)
-        doc = comment_doc(thread_id, item, identity=identity(item.created_at), parent=docs.get(item.reply_to or ""),
-                          max_depth=max_depth, status=item.status, ip=None, now=item.created_at,
-                          fingerprinted=item.status not in (CommentStatus.deleted, CommentStatus.spam))
-        docs[item.id] = doc | ({"edited_at": item.edited_at} if item.edited_at else {})
-    by_id = {str(d["_id"]): d for d in docs.values()}
-    for doc in docs.values():
-        if doc["root_id"] and doc["status"] == CommentStatus.approved:
-            by_id[doc["root_id"]]["reply_count"] += 1
-        if doc["parent_id"] and doc["status"] in (CommentStatus.approved, CommentStatus.pending):
-            parent = by_id[doc["parent_id"]]
-            parent["listed"] = listed(parent["status"], True)
-    return list(docs.values())
+        comment = new_comment(thread_id, item, id=new_id(item.created_at), parent=comments.get(item.reply_to or ""),
+                              max_depth=max_depth, status=item.status, ip=None, now=item.created_at,
+                              fingerprinted=item.status not in (CommentStatus.deleted, CommentStatus.spam))
+        comments[item.id] = replace(comment, edited_at=item.edited_at)
+    by_id = {c.id: c for c in comments.values()}
+    for comment in comments.values():
+        if comment.root_id and comment.status == CommentStatus.approved:
+            by_id[comment.root_id].reply_count += 1
+        if comment.parent_id and comment.status in (CommentStatus.approved, CommentStatus.pending):
+            parent = by_id[comment.parent_id]
+            parent.listed = listed(parent.status, True)
+    return list(comments.values())
 
 
 # ---- cursors ----------------------------------------------------------------------------------------------------
 
-# Each sort is a list of (field, direction) ending in `order`, a unique position that follows creation time (the
-# id's hex: ObjectIds start with their creation second). It stands in for _id, which the dev store cannot index
-# together with other fields.
+# Each sort is a list of (field of a ThreadEntry, direction) ending in the id, unique and in creation order (the
+# store's ids are 24 hex digits).
 SORT_KEYS: dict[Sort, list[tuple[str, int]]] = {
-    Sort.newest: [("order", -1)], Sort.oldest: [("order", 1)], Sort.most_replied: [("reply_count", -1), ("order", -1)]}
-_ORDER = re.compile(r"^[0-9a-f]{24}$")
+    Sort.newest: [("id", -1)], Sort.oldest: [("id", 1)], Sort.most_replied: [("reply_count", -1), ("id", -1)]}
+_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
 class BadCursor(ValueError):
     pass
 
 
-def encode_cursor(sort: Sort, doc: dict) -> str:
-    raw = [sort.value, *(doc[field] for field, _ in SORT_KEYS[sort])]
+def encode_cursor(sort: Sort, last: ThreadEntry) -> str:
+    raw = [sort.value, *(getattr(last, field) for field, _ in SORT_KEYS[sort])]
     return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
@@ -268,7 +329,7 @@ def decode_cursor(sort: Sort, cursor: str) -> list:
         raise BadCursor("cursor from another sort order")
     for field, value in zip(fields, values):
         # A count fits the store's 64-bit integers (a larger one cannot even be sent in a query).
-        valid = (_ORDER.match(value) if field == "order" and isinstance(value, str)
+        valid = (_ID.match(value) if field == "id" and isinstance(value, str)
                  else type(value) is int and 0 <= value < 2**63)
         if not valid:
             raise BadCursor(f"bad {field}")

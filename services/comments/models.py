@@ -13,7 +13,7 @@ from shared.fields import SPACE, Flag, Moment, filled
 from shared.messages.comments import CommentStatus
 from shared.messages.common import Language
 
-from .domain import Action, Sort, text
+from .domain import Action, Comment, Sort, Thread, ThreadEntry, text
 
 # ---- input ------------------------------------------------------------------------------------------------------
 
@@ -112,8 +112,10 @@ class ThreadInfo(BaseModel):
     moderation: Literal["pre", "post"] = "pre"
 
 
-def thread_info(thread_id: str, doc: dict | None) -> ThreadInfo:
-    return ThreadInfo(id=thread_id, **{k: v for k, v in (doc or {}).items() if k in ("closed", "hidden", "moderation")})
+def thread_info(thread_id: str, thread: Thread | None) -> ThreadInfo:
+    if thread is None:
+        return ThreadInfo(id=thread_id)
+    return ThreadInfo(id=thread_id, closed=thread.closed, hidden=thread.hidden, moderation=thread.moderation)
 
 
 class Page(BaseModel):
@@ -122,25 +124,24 @@ class Page(BaseModel):
     next_cursor: str | None = None
 
 
-def public(doc: dict, language: Language) -> PublicComment:
-    deleted = doc["status"] == CommentStatus.deleted
+def public(entry: ThreadEntry, language: Language) -> PublicComment:
+    deleted = entry.status == CommentStatus.deleted
     return PublicComment(
-        id=str(doc["_id"]), parent_id=doc.get("parent_id"),
-        author_name="" if deleted else doc["author_name"],
-        html=f"<p>{text('deleted', language)}</p>" if deleted else doc["html"],
-        created_at=doc["created_at"], edited_at=doc.get("edited_at"), deleted=deleted,
-        reply_count=doc.get("reply_count", 0))
+        id=entry.id, parent_id=entry.parent_id, author_name="" if deleted else entry.author_name,
+        html=f"<p>{text('deleted', language)}</p>" if deleted else entry.html,
+        created_at=entry.created_at, edited_at=entry.edited_at, deleted=deleted, reply_count=entry.reply_count)
 
 
-def nest(roots: list[dict], descendants: list[dict], nested_limit: int, language: Language) -> list[PublicComment]:
+def nest(roots: list[ThreadEntry], descendants: list[ThreadEntry], nested_limit: int, language: Language
+         ) -> list[PublicComment]:
     """Hang the listed descendants (oldest first) under their parents, showing up to nested_limit per comment."""
-    children: dict[str, list[dict]] = {}
-    for doc in sorted(descendants, key=lambda d: d["order"]):
-        children.setdefault(doc["parent_id"], []).append(doc)
+    children: dict[str | None, list[ThreadEntry]] = {}
+    for entry in sorted(descendants, key=lambda e: e.id):  # ids sort in creation order
+        children.setdefault(entry.parent_id, []).append(entry)
 
-    def build(doc: dict) -> PublicComment:
-        view = public(doc, language)
-        below = children.get(str(doc["_id"]), [])
+    def build(entry: ThreadEntry) -> PublicComment:
+        view = public(entry, language)
+        below = children.get(entry.id, [])
         view.replies = [build(child) for child in below[:nested_limit]]
         view.hidden_replies = max(0, len(below) - nested_limit)
         return view
@@ -196,10 +197,11 @@ class ThreadExport(ThreadImport):
     thread: ThreadInfo
 
 
-def exported(doc: dict) -> ExportedComment:
-    return ExportedComment(id=str(doc["_id"]), **{k: doc.get(k) for k in (
-        "reply_to", "author_name", "email", "body", "status", "created_at", "edited_at")},
-        notify_replies=doc.get("notify_replies", False), language=doc.get("language", Language.nn))
+def exported(comment: Comment) -> ExportedComment:
+    return ExportedComment(
+        id=comment.id, reply_to=comment.reply_to, author_name=comment.author_name, email=comment.email,
+        body=comment.body, status=comment.status, created_at=comment.created_at, edited_at=comment.edited_at,
+        notify_replies=comment.notify_replies, language=comment.language)
 
 
 # ---- answers ----------------------------------------------------------------------------------------------------
@@ -249,6 +251,13 @@ class QueuedComment(BaseModel):
     status: CommentStatus
     created_at: datetime
     moderated_by: str | None = Field(default=None, description="The moderator who decided its status last")
+
+
+def queued(comment: Comment) -> QueuedComment:
+    return QueuedComment(
+        id=comment.id, thread_id=comment.thread_id, parent_id=comment.parent_id, author_name=comment.author_name,
+        email=comment.email, body=comment.body, html=comment.html, status=comment.status,
+        created_at=comment.created_at, moderated_by=comment.moderated_by)
 
 
 class Queue(BaseModel):

@@ -31,15 +31,15 @@ page = pages.refusals_as_pages(ApiError)
 async def comment_in_thread(request: web.Request) -> web.Response:
     """The comment (if published) with the one it answers, then its thread, oldest first, a page at a time."""
     comments, language = request.app[COMMENTS], language_of(request)
-    doc = await comments.found(request.match_info["comment_id"], language)
-    shown = doc["status"] in (CommentStatus.approved, CommentStatus.deleted)
-    parent = doc.get("parent_id") and await comments.store.get(doc["parent_id"])
+    comment = await comments.found(request.match_info["comment_id"], language)
+    shown = comment.status in (CommentStatus.approved, CommentStatus.deleted)
+    parent = await comments.parent(comment)
     thread = models.Page.model_validate_json(await comments.page(
-        doc["thread_id"], Sort.oldest, request.query.get("cursor"), None, language))
+        comment.thread_id, Sort.oldest, request.query.get("cursor"), None, language))
     return pages.render(
-        "comment.html.j2", language, comment=models.public(doc, language) if shown else None,
-        parent=models.public(parent, language) if parent and parent["status"] == CommentStatus.approved else None,
-        thread=thread, comment_status=doc["status"])
+        "comment.html.j2", language, comment=models.public(comment, language) if shown else None,
+        parent=models.public(parent, language) if parent and parent.status == CommentStatus.approved else None,
+        thread=thread, comment_status=comment.status)
 
 
 @routes.route("*", "/comments/{comment_id}/unsubscribe")
@@ -48,13 +48,13 @@ async def unsubscribe(request: web.Request) -> web.Response:
     """GET asks (a mail scanner opening the link changes nothing); POST — the page's button, or a mail client's
     one-click `List-Unsubscribe=One-Click` — stops the reply mails."""
     comments = request.app[COMMENTS]
-    doc = await comments.found(request.match_info["comment_id"], language_of(request))
-    language = language_of(request, doc.get("language"))
+    comment = await comments.found(request.match_info["comment_id"], language_of(request))
+    language = language_of(request, comment.language)
     token = request.query.get("token")
     if request.method == "POST":
-        await comments.unsubscribe(str(doc["_id"]), token, language)
+        await comments.unsubscribe(comment.id, token, language)
         return pages.render("unsubscribed.html.j2", language, message=text("unsubscribed", language))
-    comments.token_subject(Purpose.unsubscribe, token, language, str(doc["_id"]))  # a wrong link says so now
+    comments.token_subject(Purpose.unsubscribe, token, language, comment.id)  # a wrong link says so now
     return pages.render("unsubscribe.html.j2", language)
 
 

@@ -2,9 +2,8 @@
 thread settings, export and import, erasure; with the messages they publish through the outbox and the per-thread
 cache that their writes drop."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-
 
 from shared import addresses, logs
 from shared.batching import GroupCommit
@@ -20,10 +19,10 @@ from shared.settings import KeyPurpose, Settings
 from . import domain, models
 from .cache import ThreadCache
 from .config import CommentsConfig
-from .domain import Action, BadCursor, BadToken, Purpose, Sort, text
-from .models import (Created, Edited, ErasurePreview, Imported, NewComment, Page, Queue, QueuedComment, QueueQuery,
-                     ThreadExport, ThreadInfo)
-from .store import Collection, Duplicate, Store, after, identity
+from .domain import Action, BadCursor, BadToken, Comment, ErasureRequest, Purpose, Sort, Thread, text
+from .models import (Created, Edited, ErasurePreview, Imported, NewComment, Page, Queue, QueueQuery, ThreadExport,
+                     ThreadInfo)
+from .store import Duplicate, Outgoing, Store
 
 SOURCE = "/moteplass/comments"
 KEY_PURPOSES = {Purpose.edit: KeyPurpose.comment_edit, Purpose.unsubscribe: KeyPurpose.comment_unsubscribe,
@@ -49,11 +48,11 @@ class Comments:
         self._inserting = GroupCommit(self.store.insert_many)
         self._flushing = GroupCommit(self._flush_many)
 
-    async def insert(self, doc: dict, events: list[CloudEvent]) -> bool:
-        """Store a new comment with its events; False if its text is already in the thread."""
-        return await self._inserting.submit((doc, events))
+    async def insert(self, comment: Comment, events: list[CloudEvent]) -> Comment | None:
+        """Store a new comment with its events; None if its text is already in the thread."""
+        return await self._inserting.submit((comment, events))
 
-    async def thread(self, thread_id: str) -> dict | None:
+    async def thread(self, thread_id: str) -> Thread | None:
         """A thread's settings; a closed thread may take a cache TTL or two to refuse on other instances."""
         return await self.cache.get(thread_id, ("thread",), lambda: self.store.thread(thread_id))
 
@@ -61,20 +60,21 @@ class Comments:
         """The key that signs this purpose's tokens: each its own, so that an edit token is no erasure token."""
         return self.settings.key(KEY_PURPOSES[purpose])
 
-    def publish_soon(self, doc: dict | None, collection: Collection | None = None) -> None:
-        """Publish the document's outbox entries after the response; the relay retries whatever this misses."""
-        if doc and doc.get("outbox"):
-            self._flushing.add((self.store.comments if collection is None else collection, doc["_id"], doc["outbox"]))
+    def publish_soon(self, written: Comment | ErasureRequest | None) -> None:
+        """Publish the outbox entries a write left on a comment or request after the response; the relay retries
+        whatever this misses."""
+        if written is not None and written.outbox:
+            self._flushing.add(self.store.outgoing(written))
 
     async def published(self) -> None:
         """Once what publish_soon was given is published (or left to the relay, should the broker fail)."""
         await self._flushing.settled()
 
-    async def _flush_many(self, batch: list[tuple[Collection, object, list[dict]]]) -> list[None]:
-        by_collection: dict[str, tuple[Collection, list]] = {}
+    async def _flush_many(self, batch: list[Outgoing]) -> list[None]:
+        by_collection: dict = {}
         for collection, doc_id, entries in batch:
-            by_collection.setdefault(collection.name, (collection, []))[1].append((doc_id, entries))
-        for collection, docs in by_collection.values():
+            by_collection.setdefault(collection, []).append((doc_id, entries))
+        for collection, docs in by_collection.items():
             await self.outbox.try_flush_many(collection, docs)
         return [None] * len(batch)
 
@@ -82,86 +82,87 @@ class Comments:
         """An address on this service for a mail: each service's links go to its own public address."""
         return f"{self.settings.comments_public_url.rstrip('/')}{path}"
 
-    def comment_url(self, doc: dict) -> str:
+    def comment_url(self, comment: Comment) -> str:
         """The comment's page: the comment in its thread."""
-        return self.link(f"/comments/{doc['_id']}#kommentar-{doc['_id']}")
+        return self.link(f"/comments/{comment.id}#kommentar-{comment.id}")
 
-    def event(self, payload, doc: dict, actor: str | None = None) -> CloudEvent:
+    def event(self, payload, comment: Comment, actor: str | None = None) -> CloudEvent:
         """The message about a comment (`actor`: the moderator whose decision it is, if one's is)."""
-        return make_event(payload, source=SOURCE, subject=str(doc["_id"]), correlation_id=logs.request_id.get(),
+        return make_event(payload, source=SOURCE, subject=comment.id, correlation_id=logs.request_id.get(),
                           actor=actor)
 
-    async def status_event(self, doc: dict, held_because: str | None = None, parent: dict | None = None,
+    async def status_event(self, comment: Comment, held_because: str | None = None, parent: Comment | None = None,
                            actor: str | None = None) -> CloudEvent:
         """The message a comment's (new) status calls for (`parent`: the comment it answers, if already read;
         `actor`: the moderator whose decision it is)."""
-        status = doc["status"]
-        fields = dict(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), author_name=doc["author_name"],
-                      language=doc.get("language", Language.nn), excerpt=domain.excerpt(doc["html"]),
-                      url=self.comment_url(doc), status=status)
-        if status == CommentStatus.pending:
+        fields = dict(thread_id=comment.thread_id, comment_id=comment.id, author_name=comment.author_name,
+                      language=comment.language, excerpt=domain.excerpt(comment.html),
+                      url=self.comment_url(comment), status=comment.status)
+        if comment.status == CommentStatus.pending:
             return self.event(CommentSubmitted(
                 **fields, held_because=held_because or "pre_moderation", moderator_emails=self.config.moderators,
-                moderation_url=self.link("/moderation?status=pending")), doc)
-        if status == CommentStatus.approved:
-            return self.event(CommentPublished(**fields, parent=await self.parent_info(doc, parent)), doc, actor)
-        return self.event(CommentRejected(**fields), doc, actor)
+                moderation_url=self.link("/moderation?status=pending")), comment)
+        if comment.status == CommentStatus.approved:
+            return self.event(CommentPublished(**fields, parent=await self.parent_info(comment, parent)), comment,
+                              actor)
+        return self.event(CommentRejected(**fields), comment, actor)
 
-    async def parent_info(self, doc: dict, parent: dict | None = None) -> ParentComment | None:
+    async def parent_info(self, comment: Comment, parent: Comment | None = None) -> ParentComment | None:
         """Who the reply answers; their address only if they asked for reply mails and are not the replier."""
-        if parent is None and doc.get("reply_to"):
-            parent = await self.store.get(str(doc["reply_to"]))
-        if parent is None or parent["status"] == CommentStatus.deleted:
+        if parent is None and comment.reply_to:
+            parent = await self.store.get(comment.reply_to)
+        if parent is None or parent.status == CommentStatus.deleted:
             return None
-        info = {"comment_id": str(parent["_id"]), "author_name": parent["author_name"],
-                "language": parent.get("language", Language.nn)}
-        if parent.get("notify_replies") and parent.get("email") and parent["email"] != doc.get("email"):
-            token = domain.sign(self.key(Purpose.unsubscribe), Purpose.unsubscribe, str(parent["_id"]))
-            info |= {"email": parent["email"], "unsubscribe_url":
-                     self.link(f"/comments/{parent['_id']}/unsubscribe?token={token}")}
+        info = {"comment_id": parent.id, "author_name": parent.author_name, "language": parent.language}
+        if parent.notify_replies and parent.email and parent.email != comment.email:
+            token = domain.sign(self.key(Purpose.unsubscribe), Purpose.unsubscribe, parent.id)
+            info |= {"email": parent.email, "unsubscribe_url":
+                     self.link(f"/comments/{parent.id}/unsubscribe?token={token}")}
         return ParentComment(**info)
 
-    async def apply(self, doc: dict, action: Action, by: str = "moderator", actor: str | None = None
-                    ) -> dict | None:
+    async def parent(self, comment: Comment) -> Comment | None:
+        """The comment this one sits under, if any."""
+        return None if comment.parent_id is None else await self.store.get(comment.parent_id)
+
+    async def apply(self, comment: Comment, action: Action, by: str = "moderator", actor: str | None = None
+                    ) -> Comment | None:
         """A moderation (by the moderator `actor`), or the author's deletion, as one conditional write with its
         message; None if the comment was not in a state the action applies to, or someone else changed it
         first."""
         target, sources = domain.TRANSITIONS[action]
-        if doc["status"] not in sources:
+        if comment.status not in sources:
             return None
         changes: dict = {"status": target, "moderated_at": datetime.now(UTC)}
         if by == "moderator":
             changes["moderated_by"] = actor
-        unset: tuple[str, ...] = ()
         if action == Action.delete:
-            has_replies = await self.store.has_replies(doc)
+            has_replies = await self.store.has_replies(comment)
             changes |= domain.deleted_fields() | {"listed": domain.listed(target, has_replies), "deleted_by": by}
-            unset = ("fingerprint",)
-            events = [self.event(CommentDeleted(thread_id=doc["thread_id"], comment_id=str(doc["_id"]), by=by,
-                                                placeholder=has_replies), doc, actor)]
+            events = [self.event(CommentDeleted(thread_id=comment.thread_id, comment_id=comment.id, by=by,
+                                                placeholder=has_replies), comment, actor)]
         else:
             changes["listed"] = domain.listed(target, False)
-            events = [await self.status_event({**doc, **changes}, actor=actor)]
-        updated = await self.store.update(doc["_id"], {"status": doc["status"]}, changes, events, unset)
+            events = [await self.status_event(replace(comment, **changes), actor=actor)]
+        updated = await self.store.update(comment.id, changes, events, if_status=comment.status)
         if updated is None:
             return None
-        await self.count_reply(doc, was=doc["status"], now=target)
-        self.changed(doc["thread_id"])
+        await self.count_reply(comment, was=comment.status, now=target)
+        self.changed(comment.thread_id)
         self.publish_soon(updated)
         return updated
 
     async def erase(self, email: str) -> int:
         """Anonymise a person's comments (name → Anonym, email and IP dropped); texts and threads stay. Running it
         again changes nothing."""
-        changed = await self.store.erase(email.lower(), domain.anonymised(), domain.ERASED_FIELDS)
+        changed = await self.store.erase(email.lower(), domain.anonymised())
         self.changed()
         return changed
 
-    async def count_reply(self, doc: dict, was: CommentStatus | None, now: CommentStatus) -> None:
+    async def count_reply(self, comment: Comment, was: CommentStatus | None, now: CommentStatus) -> None:
         """Keep the top-level comment's count of approved replies (it orders 'most replied')."""
-        if doc.get("root_id") is None or (was == CommentStatus.approved) == (now == CommentStatus.approved):
+        if comment.root_id is None or (was == CommentStatus.approved) == (now == CommentStatus.approved):
             return
-        await self.store.count_replies(doc["root_id"], 1 if now == CommentStatus.approved else -1)
+        await self.store.count_replies(comment.root_id, 1 if now == CommentStatus.approved else -1)
 
     def changed(self, thread_id: str | None = None) -> None:
         """Every write that changes what a thread shows (its pages or settings; all threads: None) ends here, so
@@ -183,7 +184,7 @@ class Comments:
             self.deliverable(new.email)
         await self.limit(f"post:{ip}", config.posts_per_minute, timedelta(minutes=1), language)
         thread = await self.thread(thread_id)
-        if thread is not None and (thread.get("closed") or thread.get("hidden")):
+        if thread is not None and (thread.closed or thread.hidden):
             raise ApiError(409, text("closed", language))
         if thread is None:
             await self.limit(f"thread:{ip}", config.new_threads_per_hour, timedelta(hours=1), language)
@@ -192,31 +193,33 @@ class Comments:
         parent = None
         if new.parent_id is not None:
             parent = await self.store.get(new.parent_id)
-            if parent is None or parent["thread_id"] != thread_id or parent["status"] != CommentStatus.approved:
+            if parent is None or parent.thread_id != thread_id or parent.status != CommentStatus.approved:
                 raise ApiError(422, "Nokre felt er ikkje rett utfylte.", [
                     {"field": "parent_id", "message": text("parent_not_found", language), "type": "parent_not_found"}])
         honeypot = bool(new.website.strip())
         known = config.auto_approve_known and not honeypot and await self.store.known_author(new.email)
         status, held = domain.initial_status(
-            moderation=(thread or {}).get("moderation", "pre"), links=domain.count_links(new.body),
+            moderation=(thread or Thread(id=thread_id)).moderation, links=domain.count_links(new.body),
             max_links=config.max_links, honeypot=honeypot, known_author=known,
             auto_approve_known=config.auto_approve_known)
         now = datetime.now(UTC)
         # A bot resubmitting its text should not learn it was caught: its catches take no fingerprint.
-        doc = domain.comment_doc(thread_id, new, identity=identity(now), parent=parent,
-                                 max_depth=config.max_depth, status=status, ip=ip, now=now, fingerprinted=not honeypot)
+        comment = domain.new_comment(thread_id, new, id=self.store.new_id(now), parent=parent,
+                                     max_depth=config.max_depth, status=status, ip=ip, now=now,
+                                     fingerprinted=not honeypot)
         # Honeypot catches are silent.
-        event = None if honeypot else await self.status_event(doc, held, parent)
-        if not await self.insert(doc, [event] if event else []):
+        event = None if honeypot else await self.status_event(comment, held, parent)
+        stored = await self.insert(comment, [event] if event else [])
+        if stored is None:
             raise ApiError(409, text("duplicate", language))
-        await self.count_reply(doc, was=None, now=status)
-        if doc["listed"]:
+        await self.count_reply(comment, was=None, now=status)
+        if comment.listed:
             self.changed(thread_id)
-        self.publish_soon(doc)
+        self.publish_soon(stored)
         edit_until = now + timedelta(minutes=config.edit_minutes)
         shown = CommentStatus.pending if honeypot else status
-        return Created(id=str(doc["_id"]), status=shown, html=doc["html"], message=text(f"thanks_{shown}", language),
-                       edit_token=domain.sign(self.key(Purpose.edit), Purpose.edit, str(doc["_id"]), edit_until - now, now),
+        return Created(id=comment.id, status=shown, html=comment.html, message=text(f"thanks_{shown}", language),
+                       edit_token=domain.sign(self.key(Purpose.edit), Purpose.edit, comment.id, edit_until - now, now),
                        edit_until=edit_until)
 
     async def page(self, thread_id: str, sort: Sort, cursor: str | None, limit: int | None, language: Language
@@ -228,14 +231,14 @@ class Comments:
         async def build() -> bytes:
             # The cursor is decoded only here: a cached page is served without even that (a bad one is never
             # cached).
-            start = after(sort, cursor)
+            start = None if cursor is None else domain.decode_cursor(sort, cursor)
             info = models.thread_info(thread_id, await self.thread(thread_id))
             roots = [] if info.hidden else await self.store.page(thread_id, sort, start, size + 1)
             more = len(roots) > size
             roots = roots[:size]
             # Only comments with replies (counted, or kept as placeholders) need the one query for replies.
             replies = await self.store.descendants(
-                [str(r["_id"]) for r in roots if r.get("reply_count") or r["status"] == CommentStatus.deleted])
+                [r.id for r in roots if r.reply_count or r.status == CommentStatus.deleted])
             page = Page(thread=info, comments=models.nest(roots, replies, self.config.nested_limit, language),
                         next_cursor=domain.encode_cursor(sort, roots[-1]) if more else None)
             return page.model_dump_json().encode()
@@ -254,49 +257,49 @@ class Comments:
 
     async def edit(self, comment_id: str, body: str, token: str | None, language: Language) -> Edited:
         """The author's edit (with the comment's edit token), vetted again where a new comment would be."""
-        doc = await self.found(comment_id, language)
-        self.token_subject(Purpose.edit, token, language, str(doc["_id"]))
-        if doc["status"] not in (CommentStatus.pending, CommentStatus.approved):
+        comment = await self.found(comment_id, language)
+        self.token_subject(Purpose.edit, token, language, comment.id)
+        if comment.status not in (CommentStatus.pending, CommentStatus.approved):
             raise ApiError(409, text("gone", language))
         changes = {"body": body, "html": domain.render(body), "edited_at": datetime.now(UTC),
                    "fingerprint": domain.fingerprint(body)}
-        thread = await self.thread(doc["thread_id"]) or {}
+        thread = await self.thread(comment.thread_id) or Thread(id=comment.thread_id)
         status, held = domain.status_after_edit(
-            doc["status"], moderation=thread.get("moderation", "pre"), links=domain.count_links(body),
+            comment.status, moderation=thread.moderation, links=domain.count_links(body),
             max_links=self.config.max_links, auto_approve_known=self.config.auto_approve_known)
         events = []
-        if status != doc["status"]:
+        if status != comment.status:
             changes |= {"status": status, "listed": domain.listed(status, False)}
-            events.append(await self.status_event({**doc, **changes}, held))
+            events.append(await self.status_event(replace(comment, **changes), held))
         try:
-            updated = await self.store.update(doc["_id"], {"status": doc["status"]}, changes, events)
+            updated = await self.store.update(comment.id, changes, events, if_status=comment.status)
         except Duplicate as exc:
             raise ApiError(409, text("duplicate", language)) from exc
         if updated is None:
             raise ApiError(409, text("gone", language))
-        await self.count_reply(doc, was=doc["status"], now=updated["status"])
-        self.changed(doc["thread_id"])
+        await self.count_reply(comment, was=comment.status, now=updated.status)
+        self.changed(comment.thread_id)
         self.publish_soon(updated)
-        return Edited(id=str(doc["_id"]), status=updated["status"], html=updated["html"])
+        return Edited(id=comment.id, status=updated.status, html=updated.html)
 
     async def delete_own(self, comment_id: str, token: str | None, language: Language) -> None:
         """The author's deletion (with the comment's edit token); deleting twice is fine."""
-        doc = await self.found(comment_id, language)
-        self.token_subject(Purpose.edit, token, language, str(doc["_id"]))
-        if doc["status"] != CommentStatus.deleted and await self.apply(doc, Action.delete, by="author") is None:
+        comment = await self.found(comment_id, language)
+        self.token_subject(Purpose.edit, token, language, comment.id)
+        if comment.status != CommentStatus.deleted and await self.apply(comment, Action.delete, by="author") is None:
             raise ApiError(409, text("gone", language))
 
     async def unsubscribe(self, comment_id: str, token: str | None, language: Language) -> None:
         """Turn off reply mails for a comment (the signed link in a reply notice)."""
-        doc = await self.found(comment_id, language)
-        self.token_subject(Purpose.unsubscribe, token, language, str(doc["_id"]))
-        await self.store.update(doc["_id"], {}, {"notify_replies": False}, [])
+        comment = await self.found(comment_id, language)
+        self.token_subject(Purpose.unsubscribe, token, language, comment.id)
+        await self.store.update(comment.id, {"notify_replies": False}, [])
 
-    async def found(self, comment_id: str, language: Language) -> dict:
-        doc = await self.store.get(comment_id)
-        if doc is None:
+    async def found(self, comment_id: str, language: Language) -> Comment:
+        comment = await self.store.get(comment_id)
+        if comment is None:
             raise ApiError(404, text("not_found", language))
-        return doc
+        return comment
 
     def token_subject(self, purpose: Purpose, token: str | None, language: Language, subject: str | None = None
                       ) -> str:
@@ -322,7 +325,7 @@ class Comments:
                 email=email, language=mail_language, comment_count=count, expires_at=expires_at,
                 erase_url=self.link(f"/erasure/confirm?token={token}&lang={mail_language.value}")), source=SOURCE,
                 correlation_id=logs.request_id.get())
-            self.publish_soon(await self.store.request_erasure(event), self.store.erasure_requests)
+            self.publish_soon(await self.store.request_erasure(event))
 
     async def preview_erasure(self, token: str, language: Language) -> ErasurePreview:
         email = self.token_subject(Purpose.erase, token, language)
@@ -337,28 +340,24 @@ class Comments:
     async def queue(self, query: QueueQuery, language: Language) -> Queue:
         """Comments in a status across threads, oldest first."""
         try:
-            start = after(Sort.oldest, query.cursor)
+            start = None if query.cursor is None else domain.decode_cursor(Sort.oldest, query.cursor)
         except BadCursor as exc:
             raise ApiError(400, text("cursor", language)) from exc
-        docs = await self.store.queue(query.status, start, query.limit + 1)
-        items = [QueuedComment(id=str(d["_id"]), thread_id=d["thread_id"], parent_id=d.get("parent_id"),
-                               **{k: d.get(k) for k in ("author_name", "email", "body", "html", "status",
-                                                        "created_at", "moderated_by")})
-                 for d in docs[:query.limit]]
-        more = len(docs) > query.limit
-        return Queue(comments=items,
-                     next_cursor=domain.encode_cursor(Sort.oldest, docs[query.limit - 1]) if more else None)
+        found = await self.store.queue(query.status, start, query.limit + 1)
+        more = len(found) > query.limit
+        return Queue(comments=[models.queued(c) for c in found[:query.limit]],
+                     next_cursor=domain.encode_cursor(Sort.oldest, found[query.limit - 1]) if more else None)
 
     async def moderate(self, comment_ids: list[str], action: Action, actor: str | None = None) -> dict[str, str]:
         """Per id: the new status, 'unchanged' or 'not_found' (actor: the moderator, recorded with each change)."""
         results: dict[str, str] = {}
         for comment_id in dict.fromkeys(comment_ids):
-            doc = await self.store.get(comment_id)
-            if doc is None:
+            comment = await self.store.get(comment_id)
+            if comment is None:
                 results[comment_id] = "not_found"
                 continue
-            updated = await self.apply(doc, action, actor=actor)
-            results[comment_id] = updated["status"] if updated else "unchanged"
+            updated = await self.apply(comment, action, actor=actor)
+            results[comment_id] = updated.status if updated else "unchanged"
         return results
 
     async def change_thread(self, thread_id: str, changes: dict, actor: str | None = None) -> ThreadInfo:
@@ -367,15 +366,15 @@ class Comments:
         return models.thread_info(thread_id, thread)
 
     async def export_thread(self, thread_id: str) -> ThreadExport:
-        docs = await self.store.thread_comments(thread_id)
+        comments = await self.store.thread_comments(thread_id)
         return ThreadExport(thread=models.thread_info(thread_id, await self.store.thread(thread_id)),
-                            comments=[models.exported(d) for d in docs])
+                            comments=[models.exported(c) for c in comments])
 
     async def import_thread(self, thread_id: str, comments: list[models.ExportedComment], actor: str | None = None
                             ) -> Imported:
-        docs = [doc | {"imported_by": actor}
-                for doc in domain.imported(thread_id, comments, self.config.max_depth, identity)]
+        new = [replace(c, imported_by=actor)
+               for c in domain.imported(thread_id, comments, self.config.max_depth, self.store.new_id)]
         await self.store.ensure_thread(thread_id)
-        count = sum(await self.store.insert_many([(doc, []) for doc in docs]))
+        count = sum(c is not None for c in await self.store.insert_many([(c, []) for c in new]))
         self.changed(thread_id)
-        return Imported(imported=count, skipped=len(docs) - count)
+        return Imported(imported=count, skipped=len(new) - count)

@@ -4,7 +4,9 @@ import asyncio
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
-from services.comments import domain, store as comments_store
+from bson import ObjectId
+
+from services.comments import domain
 from services.comments.models import NewComment
 from services.comments.store import Store
 from shared.bus import Bus
@@ -88,17 +90,17 @@ async def test_an_event_stored_but_never_published_goes_out_at_start_up(start_co
     client = connect(settings)
     store = Store(client[settings.db_name("comments")])
     now = datetime.now(UTC)
-    doc = domain.comment_doc("t", NewComment(author_name="Kari", email="kari@example.no", body="Hei"),
-                             identity=comments_store.identity(now), parent=None, max_depth=2,
-                             status=CommentStatus.pending, ip=None, now=now)
-    event = make_event(CommentDeleted(thread_id="t", comment_id=str(doc["_id"]), by="author", placeholder=False),
+    comment = domain.new_comment("t", NewComment(author_name="Kari", email="kari@example.no", body="Hei"),
+                                 id=store.new_id(now), parent=None, max_depth=2, status=CommentStatus.pending, ip=None,
+                                 now=now)
+    event = make_event(CommentDeleted(thread_id="t", comment_id=comment.id, by="author", placeholder=False),
                        source="/test")
-    await store.insert_many([(doc, [event])])
+    await store.insert_many([(comment, [event])])
     await client.close()
     await start_comments(config)
     [sent] = await tap.wait_for("comment.deleted.v1")
     assert sent["id"] == event.id
-    assert (await stored(settings, _id=doc["_id"]))[0]["outbox"] == []
+    assert (await stored(settings, _id=ObjectId(comment.id)))[0]["outbox"] == []
 
 
 async def test_client_ips_are_dropped_after_the_retention_time(base, http, settings):

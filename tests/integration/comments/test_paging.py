@@ -2,7 +2,9 @@
 
 from datetime import UTC, datetime
 
-from services.comments import domain, store as comments_store
+from bson import ObjectId
+
+from services.comments import domain
 from services.comments.models import NewComment
 from services.comments.store import Store
 from shared.messages.comments import CommentStatus
@@ -11,19 +13,17 @@ from shared.mongo import connect
 THREAD = "stor-trad"
 
 
-async def seed(settings, count: int, **overrides) -> list[dict]:
+async def seed(settings, count: int) -> list[domain.Comment]:
     client = connect(settings)
     store = Store(client[settings.db_name("comments")])
     now = datetime.now(UTC)
-    docs = [domain.comment_doc(THREAD, NewComment(author_name=f"Person {n}", email=f"p{n}@example.no",
-                                                  body=f"Kommentar nummer {n}"),
-                               identity=comments_store.identity(now), parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
-            for n in range(count)]
-    for doc in docs:
-        doc.update(overrides)
-    await store.insert_many([(doc, []) for doc in docs])
+    comments = [domain.new_comment(
+        THREAD, NewComment(author_name=f"Person {n}", email=f"p{n}@example.no", body=f"Kommentar nummer {n}"),
+        id=store.new_id(now), parent=None, max_depth=2, status=CommentStatus.approved, ip="10.0.0.1", now=now)
+        for n in range(count)]
+    await store.insert_many([(comment, []) for comment in comments])
     await client.close()
-    return docs
+    return comments
 
 
 async def walk(http, base, sort: str, limit: int) -> list[dict]:
@@ -40,8 +40,7 @@ async def walk(http, base, sort: str, limit: int) -> list[dict]:
 
 
 async def test_ten_thousand_comments_page_to_the_end_without_gap_or_repeat(base, http, settings):
-    docs = await seed(settings, 10_000)
-    ids = sorted(str(d["_id"]) for d in docs)
+    ids = sorted(c.id for c in await seed(settings, 10_000))
     for sort, expected in [("newest", ids[::-1]), ("oldest", ids)]:
         seen = [c["id"] for c in await walk(http, base, sort, 100)]
         assert len(seen) == len(set(seen)) == 10_000
@@ -49,11 +48,11 @@ async def test_ten_thousand_comments_page_to_the_end_without_gap_or_repeat(base,
 
 
 async def test_most_replied_first_then_newest(base, http, settings):
-    docs = await seed(settings, 30)
+    seeded = await seed(settings, 30)
     client = connect(settings)
     comments = client[settings.db_name("comments")]["comments"]
-    for n, doc in enumerate(docs[:5]):
-        await comments.update_one({"_id": doc["_id"]}, {"$set": {"reply_count": n + 1}})
+    for n, comment in enumerate(seeded[:5]):
+        await comments.update_one({"_id": ObjectId(comment.id)}, {"$set": {"reply_count": n + 1}})
     await client.close()
     seen = [(c["reply_count"], c["id"]) for c in await walk(http, base, "most_replied", 7)]
     assert seen == sorted(seen, reverse=True) and len(set(seen)) == 30
