@@ -1,6 +1,6 @@
 """Comments service: threads of comments per page or event, with moderation."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -39,8 +39,7 @@ def create_app(settings: Settings | None = None, config: CommentsConfig | None =
             await indexes()
         await comments.outbox.sweep(grace=timedelta(0))  # what a previous process stored but did not publish
         runtime.every(runtime.settings.relay_interval_s, comments.outbox.sweep)
-        runtime.every(IP_SWEEP_S, lambda: comments.store.forget_ips(
-            datetime.now(UTC) - timedelta(days=config.ip_retention_days)))
+        runtime.every(IP_SWEEP_S, comments.forget_ips)
         await runtime.bus.consume(SERVICE, BINDINGS, processed.once(erasure_handler(comments)))
         runtime.settle_before_stop(comments.published)
         await app[pages.SIGN_IN].start(runtime)

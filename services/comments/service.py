@@ -158,6 +158,10 @@ class Comments:
         self.changed()
         return changed
 
+    async def forget_ips(self) -> int:
+        """Data minimisation: drop the client IP of comments older than COMMENTS_IP_RETENTION_DAYS."""
+        return await self.store.forget_ips(datetime.now(UTC) - timedelta(days=self.config.ip_retention_days))
+
     async def count_reply(self, comment: Comment, was: CommentStatus | None, now: CommentStatus) -> None:
         """Keep the top-level comment's count of approved replies (it orders 'most replied')."""
         if comment.root_id is None or (was == CommentStatus.approved) == (now == CommentStatus.approved):
