@@ -102,7 +102,6 @@ class Action(StrEnum):
     delete = "delete"
 
 
-
 # ---- what the store keeps ---------------------------------------------------------------------------------------
 
 Moderation = Literal["pre", "post"]

@@ -3,7 +3,7 @@ comment is shown."""
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -13,7 +13,7 @@ from shared.fields import SPACE, Flag, Moment, filled
 from shared.messages.comments import CommentStatus
 from shared.messages.common import Language
 
-from .domain import Action, Comment, Sort, Thread, ThreadEntry, text
+from .domain import Action, Comment, Moderation, Sort, Thread, ThreadEntry, text
 
 # ---- input ------------------------------------------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class ThreadChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     closed: Flag | None = None
     hidden: Flag | None = None
-    moderation: Literal["pre", "post"] | None = None
+    moderation: Moderation | None = None
 
 
 class ErasureRequest(BaseModel):
@@ -109,7 +109,7 @@ class ThreadInfo(BaseModel):
     id: str
     closed: bool = False
     hidden: bool = False
-    moderation: Literal["pre", "post"] = "pre"
+    moderation: Moderation = "pre"
 
 
 def thread_info(thread_id: str, thread: Thread | None) -> ThreadInfo:

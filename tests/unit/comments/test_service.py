@@ -168,6 +168,15 @@ async def test_posting_too_often_from_one_address_is_refused_with_when_to_try_ag
     assert (await post(comments, "Frå ei anna adresse.", ip="10.0.0.2")).status == "pending"
 
 
+async def test_opening_too_many_threads_from_one_address_is_refused():
+    comments = make(new_threads_per_hour=1)
+    await post(comments, "I ein ny tråd.", thread="ny-1")
+    with refused(429):
+        await post(comments, "I endå ein ny tråd.", thread="ny-2")
+    assert (await post(comments, "Meir i den fyrste.", thread="ny-1")).status == "pending"
+    assert "ny-2" not in comments.store.threads
+
+
 async def test_a_reply_mails_the_author_who_asked_and_counts_under_its_root(open_thread):
     kari = await post(open_thread, notify_replies=True)
     ola = await post(open_thread, "Einig, og Asker vil vere med.", author_name="Ola", email=OLA, parent_id=kari.id)
