@@ -268,20 +268,8 @@ async def run(system: System, name: str, fault: Fault, store_outage: bool = Fals
                 break  # a parked message needs a manual step: recovery has failed already
             await asyncio.sleep(POLL_S)
         # Quiescence: nothing claimed, retrying or queued, and no new mail for SETTLE_S, so late copies count too.
-        if figures.recover_s is not None:
-            deadline, last, stable_since = time.monotonic() + QUIET_LIMIT_S, -1, time.monotonic()
-            while time.monotonic() < deadline:
-                await look(http, system, slug, seen)
-                total = sum(map(len, seen.mails.values()))
-                if total != last:
-                    last, stable_since = total, time.monotonic()
-                if time.monotonic() - stable_since >= SETTLE_S and not (still := await pending(http, system)):
-                    break
-                await asyncio.sleep(POLL_S)
-            else:
-                still = await pending(http, system)
-        else:
-            still = []
+        still = await quiesce(http, system, slug, seen, time.monotonic() + QUIET_LIMIT_S) \
+            if figures.recover_s is not None else []
         await look(http, system, slug, seen)
         parked = await dead_letters(http, system)
         ready = {}
@@ -296,6 +284,22 @@ async def run(system: System, name: str, fault: Fault, store_outage: bool = Fals
         problems.append(f"{len(refused)} of {PROBE} registrations posted after recovery were not taken: "
                         f"{Counter(refused.values())}")
     return figures, problems
+
+
+async def quiesce(http: aiohttp.ClientSession, system: System, slug: str, seen: Observed, deadline: float,
+                  settle_s: float = SETTLE_S) -> list[str]:
+    """Wait until nothing is claimed, retrying or queued and no new mail came for settle_s (so that late copies
+    count too), or until the deadline; returns what is still pending."""
+    last, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        await look(http, system, slug, seen)
+        total = sum(map(len, seen.mails.values()))
+        if total != last:
+            last, stable_since = total, time.monotonic()
+        if time.monotonic() - stable_since >= settle_s and not await pending(http, system):
+            return []
+        await asyncio.sleep(POLL_S)
+    return await pending(http, system)
 
 
 def reconcile(figures: Figures, seen: Observed, published: dict[str, set[str]], parked: list, clock: FaultClock,

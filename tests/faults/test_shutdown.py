@@ -8,7 +8,6 @@ such retries are counted and printed. A request that reached a replica is never 
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 
 import aiohttp
@@ -17,7 +16,7 @@ from pymongo import AsyncMongoClient
 
 from shared.runtime import SETTLE_S, SHUTDOWN_S
 
-from .row import Observed, Tap, create_event, dead_letters, look, pending
+from .row import Observed, Tap, create_event, dead_letters, look, quiesce
 from .stack import SERVICES, Process, System, wait_http
 
 pytestmark = pytest.mark.faults
@@ -103,16 +102,7 @@ async def delivered(http: aiohttp.ClientSession, system: System, slug: str, seen
         if seen.delivered() or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
-    last, stable_since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        await look(http, system, slug, seen)
-        total = sum(map(len, seen.mails.values()))
-        if total != last:
-            last, stable_since = total, time.monotonic()
-        if time.monotonic() - stable_since >= QUIET_S and not (still := await pending(http, system)):
-            return []
-        await asyncio.sleep(0.5)
-    return await pending(http, system)
+    return await quiesce(http, system, slug, seen, deadline, QUIET_S)
 
 
 def lost_or_twice(seen: Observed, published: dict[str, set[str]]) -> list[str]:
