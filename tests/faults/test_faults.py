@@ -33,8 +33,10 @@ async def test_rabbitmq_node_stopped_for_10_s(system, node, figures):
     await check(system, figures, "RabbitMQ node stopped 10 s, then started", fault)
 
 
-def killed_and_restarted(service: str):
-    """Kill -9 the service's process and start it again a second later."""
+@pytest.mark.parametrize("service", ["notifications", "registration"])
+async def test_a_service_killed_and_restarted(system, figures, service):
+    await system.start()
+
     async def fault(system: System, clock: FaultClock) -> None:
         [process] = system.services[service]
         process.kill()
@@ -43,12 +45,8 @@ def killed_and_restarted(service: str):
         await asyncio.sleep(1)
         clock.end()
         await system.start_service(service)
-    return fault
 
-
-async def test_notifications_killed_and_restarted(system, figures):
-    await system.start()
-    await check(system, figures, "notifications killed -9, restarted after 1 s", killed_and_restarted("notifications"))
+    await check(system, figures, f"{service} killed -9, restarted after 1 s", fault)
 
 
 async def test_store_killed_for_5_s(system, figures):
@@ -61,11 +59,6 @@ async def test_store_killed_for_5_s(system, figures):
         await system.start_store()
 
     await check(system, figures, "store (nx-27017) killed -9, restarted after 5 s", fault, store_outage=True)
-
-
-async def test_registration_killed_and_restarted(system, figures):
-    await system.start()
-    await check(system, figures, "registration killed -9, restarted after 1 s", killed_and_restarted("registration"))
 
 
 async def test_smtp_server_down_for_15_s(system, figures):
