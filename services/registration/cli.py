@@ -94,7 +94,7 @@ async def load(settings: Settings, config: RegistrationConfig) -> list[str]:
             for person in SEED_REGISTRATIONS[event.slug]:
                 try:
                     done = await registrations.register(event.slug, person)
-                    report.append(f"  {person.name}: {done['status']}")
+                    report.append(f"  {person.name}: {done.status}")
                 except Refused as refused:
                     report.append(f"  {person.name}: {refused.message}")
     finally:

@@ -7,6 +7,7 @@ import io
 import secrets
 import time
 import unicodedata
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 from babel.dates import format_datetime
 
+from shared.messages import Language
 from shared.messages.registration import EventInfo, RegistrationStatus, calendar_uid
 
 
@@ -82,6 +84,103 @@ class QuestionKind(StrEnum):
     multiple_choice = "multiple_choice"
 
 
+# The documents of the service's collections as the use cases and rules see them: domain ids, datetimes and
+# enumerations. How each is stored (and what the stand-in store needs for it) is store.py's business (to_doc,
+# from_doc there). Frozen: an event read is shared by the requests of one instance for a moment (service.RECENT).
+
+
+@dataclass(frozen=True)
+class Event:
+    """A møteplass (collection `events`), with who holds a seat and who waits, in arrival order."""
+
+    slug: str
+    title: str
+    description: str
+    kind: str
+    organisers: list[str]
+    status: EventStatus
+    starts_at: datetime
+    ends_at: datetime
+    venue: str
+    capacity: int
+    language: Language
+    timezone: str
+    waitlist_enabled: bool
+    require_email_confirmation: bool
+    questions: list[dict]
+    retention_days: int  # personal data is purged this many days after the end
+    address: str = ""
+    registration_opens_at: datetime | None = None
+    registration_closes_at: datetime | None = None
+    guests_per_municipality: int = 0
+    sequence: int = 0  # bumped on every change of time or place (the calendar entries' SEQUENCE)
+    created_at: datetime | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
+    published_by: str | None = None
+    cancelled_by: str | None = None
+    seats: list[str] = field(default_factory=list)  # registration ids
+    waitlist: list[str] = field(default_factory=list)  # registration ids, first in line first
+    personal_data: str = "kept"  # kept, purging (the retention purge begun), purged
+    final_counts: dict[str, int] | None = None  # registrations per status, kept by the purge
+    # What the store knows this read by, so that a write can be made on the event unchanged since (compare-and-set).
+    # Opaque outside the store.
+    revision: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A person's registration for a møteplass (collection `registrations`). Erased, it keeps no personal data:
+    the personal fields are None (answers empty) and the email is erased_email(id)."""
+
+    id: str
+    event_slug: str
+    status: Status
+    email: str
+    language: Language
+    created_at: datetime
+    name: str | None = None
+    phone: str | None = None
+    organisation: str | None = None
+    organisation_type: OrganisationType | None = None
+    municipality: dict | None = None  # {"number": "3201", "name": "Bærum"}
+    answers: dict = field(default_factory=dict)  # by question id
+    consent: dict | None = None  # {"at": datetime, "privacy_version": "2026-01"}
+    token_hashes: list[str] = field(default_factory=list)  # of the personal links' tokens
+    guest_of: str | None = None  # the registration id of the inviter
+    position: int | None = None  # on the waiting list, when last told
+    expires_at: datetime | None = None  # of the double opt-in link, while pending confirmation
+    cancel_reason: str | None = None
+    cancelled_from: Status | None = None
+    cancelled_by: str | None = None
+    checked_in_by: str | None = None
+    erase_reason: str | None = None
+    erased_by: str | None = None
+
+
+@dataclass(frozen=True)
+class GuestInvite:
+    """A guest's single-use invitation (collection `guest_invites`), counted against its municipality's quota."""
+
+    event_slug: str
+    municipality: str  # its number
+    municipality_name: str
+    inviter_id: str
+    guest_email: str
+    code_hash: str
+    created_at: datetime
+    used_by: str | None = None  # the registration that claimed the code
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A request made under an Idempotency-Key (collection `idempotent_requests`): what it was, and once it is
+    done, the response to replay."""
+
+    fingerprint: str
+    response: dict | None = None  # None while in flight
+
+
 class Refused(Exception):
     """A rule says no; the message is for the participant (Norwegian), details name the fields."""
 
@@ -113,38 +212,37 @@ def erased_email(registration_id: str) -> str:
     return f"erased-{registration_id}"
 
 
-def retention_over(event: dict, now: datetime) -> bool:
-    return now >= event["ends_at"] + timedelta(days=event["retention_days"])
+def retention_over(event: Event, now: datetime) -> bool:
+    return now >= event.ends_at + timedelta(days=event.retention_days)
 
 
-def own_data(registration: dict, event: dict) -> dict:
+def own_data(registration: Registration, event: Event) -> dict:
     """Everything stored about a person, for them to download."""
-    return {"registration_id": registration["_id"], "event": {"slug": event["_id"], "title": event["title"]},
-            "status": registration["status"], "email": registration["email"], "created_at": registration["created_at"],
-            "organisation_type": registration.get("organisation_type"),
-            **{k: registration.get(k) for k in PERSONAL_FIELDS if k != "token_hashes"}}
+    return {"registration_id": registration.id, "event": {"slug": event.slug, "title": event.title},
+            "status": registration.status, "email": registration.email, "created_at": registration.created_at,
+            "organisation_type": registration.organisation_type,
+            **{k: getattr(registration, k) for k in PERSONAL_FIELDS if k != "token_hashes"}}
 
 
 CSV_COLUMNS = ["Namn", "E-post", "Telefon", "Organisasjon", "Organisasjonstype", "Kommunenummer", "Kommune",
                "Status", "Plass på venteliste", "Påmeld"]
 
 
-def registrations_csv(event: dict, registrations: list[dict]) -> str:
+def registrations_csv(event: Event, registrations: list[Registration]) -> str:
     """CSV for Excel: UTF-8 with BOM (so æøå show right), Norwegian headers, one column per question."""
-    questions = event.get("questions", [])
+    questions = event.questions
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, delimiter=";")
     writer.writerow(CSV_COLUMNS + [q["text"] for q in questions])
     for r in registrations:
-        municipality = r.get("municipality") or {}
-        answers = r.get("answers") or {}
-        _, position = placement(event, r["_id"]) or (None, None)
+        municipality = r.municipality or {}
+        answers = r.answers or {}
+        _, position = placement(event, r.id) or (None, None)
         writer.writerow([_cell(v) for v in [
-            r.get("name", ""), r["email"], r.get("phone") or "", r.get("organisation", ""),
-            r.get("organisation_type", ""),
-            municipality.get("number", ""), municipality.get("name", ""), r["status"], position or "",
-            local_time(r["created_at"], event["timezone"]),
+            r.name or "", r.email, r.phone or "", r.organisation or "", r.organisation_type or "",
+            municipality.get("number", ""), municipality.get("name", ""), r.status, position or "",
+            local_time(r.created_at, event.timezone),
             *[_answer_text(answers.get(q["id"], "")) for q in questions]]])
     return out.getvalue()
 
@@ -170,15 +268,15 @@ def _cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def replay(prior: dict, fingerprint: str) -> dict:
+def replay(prior: RequestRecord, fingerprint: str) -> dict:
     """What to answer a request whose Idempotency-Key was seen before: the first response, if the request is the
     same and finished; otherwise a refusal."""
-    if prior["fingerprint"] != fingerprint:
+    if prior.fingerprint != fingerprint:
         raise Refused("Idempotency-Key er alt brukt til ein annan førespurnad.", 422,
                       [{"field": "Idempotency-Key", "message": "Bruk ein ny nøkkel for eit nytt innhald."}])
-    if prior["state"] != "done":
+    if prior.response is None:
         raise Refused("Den første førespurnaden med denne Idempotency-Key er ikkje ferdig enno. Prøv igjen om litt.")
-    return prior["response"]
+    return prior.response
 
 
 def fingerprint(*parts: bytes | str) -> str:
@@ -222,27 +320,27 @@ def local_span(starts: datetime, ends: datetime, timezone: str, language: str = 
 EVENT_NOT_FOUND = "Fann ikkje møteplassen."
 
 
-def check_public(event: dict) -> None:
+def check_public(event: Event) -> None:
     """A draft is there for admins only: to anyone else it does not exist yet."""
-    if event["status"] == EventStatus.draft:
+    if event.status == EventStatus.draft:
         raise Refused(EVENT_NOT_FOUND, 404)
 
 
-def check_changeable(registration: dict) -> None:
-    if registration["status"] not in CHANGEABLE:
+def check_changeable(registration: Registration) -> None:
+    if registration.status not in CHANGEABLE:
         raise Refused("Påmeldinga er avmeld og kan ikkje endrast. Meld deg på på nytt om du vil kome likevel.")
 
 
-def check_window(event: dict, now: datetime) -> None:
+def check_window(event: Event, now: datetime) -> None:
     """Registration is open between registration_opens_at and registration_closes_at, and never after the start."""
-    opens, closes = event.get("registration_opens_at"), event.get("registration_closes_at")
-    if event["status"] == EventStatus.cancelled:
+    opens, closes = event.registration_opens_at, event.registration_closes_at
+    if event.status == EventStatus.cancelled:
         raise Refused("Møteplassen er avlyst.")
-    if event["status"] == EventStatus.draft:
+    if event.status == EventStatus.draft:
         raise Refused("Påmeldinga er ikkje opna enno.")
     if opens and now < opens:
-        raise Refused(f"Påmeldinga opnar {local_time(opens, event['timezone'])}.")
-    if (closes and now >= closes) or now >= event["starts_at"]:
+        raise Refused(f"Påmeldinga opnar {local_time(opens, event.timezone)}.")
+    if (closes and now >= closes) or now >= event.starts_at:
         raise Refused("Påmeldinga er stengd.")
 
 
@@ -283,42 +381,42 @@ def answer_problems(questions: list[dict], answers: dict) -> list[dict]:
     return problems
 
 
-def check_can_invite(registration: dict, event: dict, guest_email: str) -> None:
+def check_can_invite(registration: Registration, event: Event, guest_email: str) -> None:
     """A confirmed participant from a municipality may invite a guest from outside it."""
-    if registration["status"] not in (Status.confirmed, Status.checked_in):
+    if registration.status not in (Status.confirmed, Status.checked_in):
         raise Refused("Berre deltakarar med stadfesta plass kan invitere ein gjest.")
-    if not registration.get("municipality"):
+    if not registration.municipality:
         raise Refused("Berre deltakarar frå ein kommune kan invitere ein gjest.")
-    if event.get("guests_per_municipality", 0) < 1:
+    if event.guests_per_municipality < 1:
         raise Refused("Denne møteplassen tek ikkje imot gjester.")
-    if guest_email == registration["email"]:
+    if guest_email == registration.email:
         raise Refused("Gjesten må vere ein annan enn deg.", 422,
                       [{"field": "email", "message": "Skriv e-postadressa til gjesten."}])
 
 
-def check_guest(invite: dict | None, slug: str, email: str, municipality: dict | None) -> None:
+def check_guest(invite: GuestInvite | None, slug: str, email: str, municipality: dict | None) -> None:
     """An invite code is bound to its event and to the guest's email, and brings someone from outside."""
-    if invite is None or invite["event_slug"] != slug:
+    if invite is None or invite.event_slug != slug:
         raise Refused("Invitasjonskoden er ikkje gyldig.", 422,
                       [{"field": "invite_code", "message": "Invitasjonskoden er ikkje gyldig."}])
-    if invite["guest_email"] != email:
+    if invite.guest_email != email:
         raise Refused("Invitasjonen gjeld ei anna e-postadresse.", 422,
                       [{"field": "email", "message": "Bruk e-postadressa invitasjonen vart send til."}])
-    if municipality and municipality["number"] == invite["municipality"]:
-        raise Refused(f"Gjesten må kome frå utanfor {invite['municipality_name']}: kommunen kan melde på sine "
+    if municipality and municipality["number"] == invite.municipality:
+        raise Refused(f"Gjesten må kome frå utanfor {invite.municipality_name}: kommunen kan melde på sine "
                       "eigne tilsette direkte.")
 
 
-def seats_left(event: dict) -> int:
-    return max(0, event["capacity"] - len(event["seats"]))
+def seats_left(event: Event) -> int:
+    return max(0, event.capacity - len(event.seats))
 
 
-def placement(event: dict, registration_id: str) -> tuple[Status, int | None] | None:
+def placement(event: Event, registration_id: str) -> tuple[Status, int | None] | None:
     """Where a registration stands in the event document: (confirmed, None), (waitlisted, position) or None."""
-    if registration_id in event["seats"]:
+    if registration_id in event.seats:
         return Status.confirmed, None
-    if registration_id in event["waitlist"]:
-        return Status.waitlisted, event["waitlist"].index(registration_id) + 1
+    if registration_id in event.waitlist:
+        return Status.waitlisted, event.waitlist.index(registration_id) + 1
     return None
 
 
@@ -330,12 +428,12 @@ def allocation(free: int, arrivals: int, waitlist_enabled: bool) -> tuple[int, i
     return seats, arrivals - seats if waitlist_enabled else 0
 
 
-def batch_landed(event: dict, seated: list[str], waiting: list[str]) -> int | None:
+def batch_landed(event: Event, seated: list[str], waiting: list[str]) -> int | None:
     """Whether a batch's write (seats to `seated`, `waiting` appended to the waiting list, at once) shows in the
     event as read after it: the length of the waiting list up to the batch's last waiter (for batch_placement),
     or None when the write did not land because the event had changed first. Others may change the event between
     the write and the read: a waiter appended after the batch is rare, so it is searched for only then."""
-    waitlist = event["waitlist"]
+    waitlist = event.waitlist
     if waiting:
         if waitlist[-len(waiting):] == waiting:
             return len(waitlist)
@@ -344,10 +442,10 @@ def batch_landed(event: dict, seated: list[str], waiting: list[str]) -> int | No
     if seated or waiting:
         # The ids are new, so any of them placed means the write landed; only the waiters can have moved since
         # (promoted to a seat meanwhile: first in line, they wait for no one).
-        placed = set(event["seats"]) | set(waitlist)
+        placed = set(event.seats) | set(waitlist)
         return (len(waiting) if waiting else len(waitlist)) if placed & {*seated, *waiting} else None
     # Nothing to place (full, no waiting list), so nothing written: the read itself says whether it is still so.
-    return len(waitlist) if event["status"] == EventStatus.published and event["free"] == 0 else None
+    return len(waitlist) if event.status == EventStatus.published and seats_left(event) == 0 else None
 
 
 def batch_placement(waitlist_length: int, seats: int, waiting: int, arrivals: int
@@ -363,32 +461,31 @@ def cancel_reason(status: str) -> str:
     return "left_waiting_list" if status == Status.waitlisted else "participant"
 
 
-def next_in_line(event: dict, now: datetime) -> str | None:
+def next_in_line(event: Event, now: datetime) -> str | None:
     """Who is promoted now: the first on the waiting list, if a seat is free and the event is still to come."""
-    if (event["status"] == EventStatus.cancelled or now >= event["starts_at"] or not event["waitlist"]
+    if (event.status == EventStatus.cancelled or now >= event.starts_at or not event.waitlist
             or seats_left(event) == 0):
         return None
-    return event["waitlist"][0]
+    return event.waitlist[0]
 
 
-def check_capacity(event: dict, capacity: int) -> None:
-    if capacity < len(event["seats"]):
-        raise Refused(f"Kapasiteten kan ikkje vere lågare enn talet på stadfeste plassar ({len(event['seats'])}).")
+def check_capacity(event: Event, capacity: int) -> None:
+    if capacity < len(event.seats):
+        raise Refused(f"Kapasiteten kan ikkje vere lågare enn talet på stadfeste plassar ({len(event.seats)}).")
 
 
 NOTICEABLE = ("starts_at", "ends_at", "venue", "address")  # what participants must be told about
 
 
-def changes(event: dict, update: dict) -> dict:
+def changes(event: Event, update: dict) -> dict:
     """The fields an update really changes."""
-    return {k: v for k, v in update.items() if event.get(k) != v}
+    return {k: v for k, v in update.items() if getattr(event, k) != v}
 
 
-def event_info(event: dict, base_url: str) -> EventInfo:
-    return EventInfo(slug=event["_id"], title=event["title"], starts_at=event["starts_at"], ends_at=event["ends_at"],
-                     venue=event["venue"], address=event.get("address") or None, timezone=event["timezone"],
-                     language=event["language"],
-                     url=f"{base_url}/events/{event['_id']}/register", sequence=event.get("sequence", 0))
+def event_info(event: Event, base_url: str) -> EventInfo:
+    return EventInfo(slug=event.slug, title=event.title, starts_at=event.starts_at, ends_at=event.ends_at,
+                     venue=event.venue, address=event.address or None, timezone=event.timezone,
+                     language=event.language, url=f"{base_url}/events/{event.slug}/register", sequence=event.sequence)
 
 
 def manage_url(base_url: str, registration_id: str, token: str, action: str = "") -> str:
@@ -401,7 +498,7 @@ def invite_url(base_url: str, event_slug: str, code: str, language: str) -> str:
     return f"{base_url}/events/{event_slug}/register?invite={code}&lang={language}"
 
 
-def calendar(event: dict, registration: dict) -> bytes:
+def calendar(event: Event, registration: Registration) -> bytes:
     """The møteplass as an iCalendar file for the participant's own calendar: the same entry (UID and sequence)
     as the invitation their mails carry, so importing it does not make a second one."""
     cal = icalendar.Calendar()
@@ -409,13 +506,13 @@ def calendar(event: dict, registration: dict) -> bytes:
     cal.add("version", "2.0")
     cal.add("method", "PUBLISH")
     entry = icalendar.Event()
-    entry.add("uid", calendar_uid(event["_id"], registration["_id"]))
+    entry.add("uid", calendar_uid(event.slug, registration.id))
     entry.add("dtstamp", datetime.now(UTC))
-    entry.add("sequence", event.get("sequence", 0))
-    entry.add("dtstart", event["starts_at"].astimezone(UTC))
-    entry.add("dtend", event["ends_at"].astimezone(UTC))
-    entry.add("summary", event["title"])
-    entry.add("location", ", ".join(filter(None, [event["venue"], event.get("address")])))
-    entry.add("status", "CANCELLED" if event["status"] == EventStatus.cancelled else "CONFIRMED")
+    entry.add("sequence", event.sequence)
+    entry.add("dtstart", event.starts_at.astimezone(UTC))
+    entry.add("dtend", event.ends_at.astimezone(UTC))
+    entry.add("summary", event.title)
+    entry.add("location", ", ".join(filter(None, [event.venue, event.address])))
+    entry.add("status", "CANCELLED" if event.status == EventStatus.cancelled else "CONFIRMED")
     cal.add_component(entry)
     return cal.to_ical()

@@ -6,6 +6,7 @@ needed; they call the same use cases as the JSON routes. The token in the link a
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from shared.pages import Pages, field_errors, form, language_of
 from shared.staff import SignIn
 
 from . import domain
-from .domain import OrganisationType, QuestionKind, Refused, Status
+from .domain import Event, OrganisationType, QuestionKind, Refused, Registration, Status
 from .models import AnswersIn, GuestInviteIn, RegistrationIn
 from .routes import export_response, flows, rate_limit
 from .service import CANCELLABLE, NOT_FOUND, now
@@ -30,10 +31,10 @@ page = pages.refusals_as_pages(Refused, ApiError)
 
 # ---- the møteplass and its registration form ---------------------------------------------------------------------
 
-def event_view(event: dict, language: Language) -> dict:
+def event_view(event: Event, language: Language) -> dict:
     """What a page shows of a møteplass: its texts, and its time in its own timezone and the reader's language."""
-    return {**event, "slug": event["_id"], "seats_left": domain.seats_left(event),
-            "when": domain.local_span(event["starts_at"], event["ends_at"], event["timezone"], language.value)}
+    return {**asdict(event), "seats_left": domain.seats_left(event),
+            "when": domain.local_span(event.starts_at, event.ends_at, event.timezone, language.value)}
 
 
 def registration_input(fields: dict[str, list[str]], questions: list[dict], language: Language) -> dict:
@@ -65,11 +66,11 @@ def invalid_form(exc: Refused | ValidationError) -> dict[str, str]:
                          for d in details])
 
 
-def answer_labels(event: dict) -> dict[str, str]:
-    return {f"answers.{question['id']}": question["text"] for question in event["questions"]}
+def answer_labels(event: Event) -> dict[str, str]:
+    return {f"answers.{question['id']}": question["text"] for question in event.questions}
 
 
-def form_labels(event: dict, language: Language) -> dict[str, str]:
+def form_labels(event: Event, language: Language) -> dict[str, str]:
     """Each field of the registration form by its label, for the error summary."""
     fields = ("name", "email", "phone", "organisation", "organisation_type", "municipality.number",
               "municipality.name", "invite_code")
@@ -81,11 +82,11 @@ def form_labels(event: dict, language: Language) -> dict[str, str]:
 @page
 async def event_page(request: web.Request) -> web.Response:
     event = await flows(request).public_event(request.match_info["slug"])  # a draft is not there yet
-    language = language_of(request, request.query.get("lang") or event["language"])
+    language = language_of(request, request.query.get("lang") or event.language)
     return event_form(event, language, {"invite_code": request.query.get("invite", "")})
 
 
-def event_form(event: dict, language: Language, values: dict, errors: dict | None = None,
+def event_form(event: Event, language: Language, values: dict, errors: dict | None = None,
                status: int = 200) -> web.Response:
     try:
         domain.check_window(event, now())
@@ -103,18 +104,18 @@ def event_form(event: dict, language: Language, values: dict, errors: dict | Non
 async def register(request: web.Request) -> web.Response:
     registrations = flows(request)
     event = await registrations.public_event(request.match_info["slug"])
-    language = language_of(request, request.query.get("lang") or event["language"])
+    language = language_of(request, request.query.get("lang") or event.language)
     fields = await form(request)
-    values = registration_input(fields, event["questions"], language)
+    values = registration_input(fields, event.questions, language)
     await rate_limit(request)
     try:
-        registration = await registrations.register(event["_id"], RegistrationIn.model_validate(values))
+        registration = await registrations.register(event.slug, RegistrationIn.model_validate(values))
     except (Refused, ValidationError) as exc:
         if isinstance(exc, Refused) and not exc.details:
             raise
         return event_form(event, language, {**values, **{k: v[0] for k, v in fields.items() if v}},
                           invalid_form(exc), 422)
-    event = await registrations.event(event["_id"])
+    event = await registrations.event(event.slug)
     return pages.render("registered.html.j2", language, event=event_view(event, language),
                         registration=registration)
 
@@ -133,12 +134,12 @@ def manage_link(request: web.Request, action: str = "", **query) -> str:
         f"&{urlencode(query)}" if query else "")
 
 
-async def manage_page(request: web.Request, registration: dict | None = None, errors: dict | None = None,
+async def manage_page(request: web.Request, registration: Registration | None = None, errors: dict | None = None,
                       problem: str | None = None, status: int = 200, values: dict | None = None) -> web.Response:
     registrations = flows(request)
     registration = registration or await registrations.view(request.match_info["id"], token_of(request))
-    event = await registrations.event(registration["event_slug"])
-    language = Language(registration["language"])
+    event = await registrations.event(registration.event_slug)
+    language = registration.language
     try:
         domain.check_can_invite(registration, event, "")
         domain.check_window(event, now())
@@ -149,9 +150,9 @@ async def manage_page(request: web.Request, registration: dict | None = None, er
         "manage.html.j2", language, status, errors=errors, registration=registration,
         labels={**answer_labels(event), "email": pages.text(language, "guest_email")},
         event=event_view(event, language), can_invite=can_invite, problem=problem, done=request.query.get("done"),
-        cancellable=registration["status"] in CANCELLABLE, answers=values or registration.get("answers") or {},
+        cancellable=registration.status in CANCELLABLE, answers=values or registration.answers,
         link=lambda action="", **query: manage_link(request, action, **query),
-        data_link=f"/registrations/{registration['_id']}/data?token={token_of(request)}", guest=values or {})
+        data_link=f"/registrations/{registration.id}/data?token={token_of(request)}", guest=values or {})
 
 
 @routes.get("/registrations/{id}/manage")
@@ -160,7 +161,7 @@ async def manage(request: web.Request) -> web.Response:
     return await manage_page(request)
 
 
-async def manage_action(request: web.Request, action: Callable[[dict, dict], Awaitable[None]], done: str
+async def manage_action(request: web.Request, action: Callable[[Registration, dict], Awaitable[None]], done: str
                         ) -> web.StreamResponse:
     """A form on the manage page: done → back to the page with a notice; refused → the page with the reason."""
     registration = await flows(request).view(request.match_info["id"], token_of(request))
@@ -178,20 +179,20 @@ async def manage_action(request: web.Request, action: Callable[[dict, dict], Awa
 @routes.post("/registrations/{id}/manage/answers")
 @page
 async def change_answers(request: web.Request) -> web.StreamResponse:
-    async def change(registration: dict, fields: dict) -> None:
-        event = await flows(request).event(registration["event_slug"])
-        body = AnswersIn.model_validate({"answers": answers_input(fields, event["questions"])})
-        await flows(request).change_answers(registration["_id"], token_of(request), body.answers)
+    async def change(registration: Registration, fields: dict) -> None:
+        event = await flows(request).event(registration.event_slug)
+        body = AnswersIn.model_validate({"answers": answers_input(fields, event.questions)})
+        await flows(request).change_answers(registration.id, token_of(request), body.answers)
     return await manage_action(request, change, "answers")
 
 
 @routes.post("/registrations/{id}/manage/guest")
 @page
 async def invite_guest(request: web.Request) -> web.StreamResponse:
-    async def invite(registration: dict, fields: dict) -> None:
+    async def invite(registration: Registration, fields: dict) -> None:
         body = GuestInviteIn.model_validate({"email": (fields.get("email") or [""])[0].strip()})
         await rate_limit(request)
-        await flows(request).invite_guest(registration["_id"], token_of(request), body.email)
+        await flows(request).invite_guest(registration.id, token_of(request), body.email)
     return await manage_action(request, invite, "guest")
 
 
@@ -199,31 +200,31 @@ async def invite_guest(request: web.Request) -> web.StreamResponse:
 @page
 async def calendar(request: web.Request) -> web.Response:
     registration = await flows(request).view(request.match_info["id"], token_of(request))
-    event = await flows(request).event(registration["event_slug"])
+    event = await flows(request).event(registration.event_slug)
     return web.Response(body=domain.calendar(event, registration), content_type="text/calendar", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{event["_id"]}.ics"'})
+                        headers={"Content-Disposition": f'attachment; filename="{event.slug}.ics"'})
 
 
-async def confirm_step(request: web.Request, template: str, act: Callable[[dict], Awaitable[web.StreamResponse]]
-                       ) -> web.StreamResponse:
+async def confirm_step(request: web.Request, template: str,
+                       act: Callable[[Registration], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """A step that asks before it acts: GET shows the question and its button (a mail scanner fetching the link
     changes nothing), POST acts."""
     registration = await flows(request).view(request.match_info["id"], token_of(request))
-    language = Language(registration["language"])
+    language = registration.language
     if request.method == "POST":
         return await act(registration)
-    event = await flows(request).event(registration["event_slug"])
+    event = await flows(request).event(registration.event_slug)
     return pages.render(template, language, registration=registration, event=event_view(event, language),
-                        back=manage_link(request), cancellable=registration["status"] in CANCELLABLE,
-                        what="waitlist" if registration["status"] == Status.waitlisted else "seat")
+                        back=manage_link(request), cancellable=registration.status in CANCELLABLE,
+                        what="waitlist" if registration.status == Status.waitlisted else "seat")
 
 
 @routes.route("*", "/registrations/{id}/manage/cancel")
 @page
 async def cancel(request: web.Request) -> web.StreamResponse:
-    async def act(registration: dict) -> web.StreamResponse:
+    async def act(registration: Registration) -> web.StreamResponse:
         try:
-            await flows(request).cancel(registration["_id"], token_of(request))
+            await flows(request).cancel(registration.id, token_of(request))
         except Refused as refused:
             return await manage_page(request, registration, problem=refused.message, status=refused.status)
         raise web.HTTPSeeOther(manage_link(request, done="cancelled"))
@@ -233,26 +234,26 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 @routes.route("*", "/registrations/{id}/manage/erase")
 @page
 async def erase(request: web.Request) -> web.StreamResponse:
-    async def act(registration: dict) -> web.StreamResponse:
-        await flows(request).erase(registration["_id"], "request", token=token_of(request))
-        return pages.render("erased.html.j2", Language(registration["language"]))
+    async def act(registration: Registration) -> web.StreamResponse:
+        await flows(request).erase(registration.id, "request", token=token_of(request))
+        return pages.render("erased.html.j2", registration.language)
     return await confirm_step(request, "erase.html.j2", act)
 
 
 @routes.route("*", "/registrations/{id}/manage/confirm")
 @page
 async def confirm(request: web.Request) -> web.StreamResponse:
-    async def act(registration: dict) -> web.StreamResponse:
+    async def act(registration: Registration) -> web.StreamResponse:
         await rate_limit(request)
         try:
-            await flows(request).confirm(registration["_id"], token_of(request))
+            await flows(request).confirm(registration.id, token_of(request))
         except Refused as refused:
             if refused.status != 410:
                 raise
-            language = Language(registration["language"])
+            language = registration.language
             return pages.error(language, 410, pages.text(language, "link_expired"),
                                pages.text(language, "confirm_expired_help"),
-                               (f"/events/{registration['event_slug']}/register?lang={language.value}",
+                               (f"/events/{registration.event_slug}/register?lang={language.value}",
                                 pages.text(language, "register_again")))
         raise web.HTTPSeeOther(manage_link(request, done="confirmed"))
     return await confirm_step(request, "confirm.html.j2", act)
@@ -275,7 +276,7 @@ async def door_events(request: web.Request) -> web.Response:
     """Which møteplass the door is for."""
     sign_in = request.app[SIGN_IN]
     sign_in.require(request, ADMIN)
-    return sign_in.page(request, "door_events.html.j2", events=await flows(request).store.listed_events())
+    return sign_in.page(request, "door_events.html.j2", events=await flows(request).listed_events())
 
 
 async def door(request: web.Request) -> web.Response:
@@ -287,10 +288,10 @@ async def door(request: web.Request) -> web.Response:
     try:
         event = await registrations.event(slug)
     except Refused:
-        return sign_in.page(request, "door_events.html.j2", 404, events=await registrations.store.listed_events())
+        return sign_in.page(request, "door_events.html.j2", 404, events=await registrations.listed_events())
     counts = await registrations.counts(slug)
     participants = await registrations.participants(slug, query)
-    checked = next((p for p in participants if p["_id"] == request.query.get("checked")), None)
+    checked = next((p for p in participants if p.id == request.query.get("checked")), None)
     return sign_in.page(request, "door.html.j2", event=event, query=query, participants=participants,
                         checked=checked, problem=request.query.get("problem", "")[:300],
                         checked_in=counts.get(Status.checked_in, 0),
@@ -307,7 +308,7 @@ async def door_check_in(request: web.Request) -> web.Response:
         checked = await flows(request).check_in(str(fields.get("id", "")), staff.email)
     except Refused as refused:
         raise web.HTTPSeeOther(door_url(slug, q=query, problem=refused.message)) from None
-    raise web.HTTPSeeOther(door_url(slug, q=query, checked=checked["_id"]))
+    raise web.HTTPSeeOther(door_url(slug, q=query, checked=checked.id))
 
 
 async def door_csv(request: web.Request) -> web.StreamResponse:

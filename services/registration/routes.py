@@ -15,7 +15,7 @@ from .models import (
     RegistrationFilter, RegistrationIn, RegistrationOut, RegistrationPage, TokenQuery,
 )
 from .config import RegistrationConfig
-from .domain import Refused
+from .domain import Event, Refused, Registration
 from .service import Registrations
 
 REGISTRATIONS = web.AppKey("registrations", Registrations)
@@ -32,18 +32,18 @@ def flows(request: web.Request) -> Registrations:
     return request.app[REGISTRATIONS]
 
 
-def event_out(doc: dict, model: type[EventOut] = EventOut) -> EventOut:
-    return model(slug=doc["_id"], **{k: doc.get(k) for k in model.model_fields if k not in
-                                     ("slug", "seats_left", "waitlist_length")},
-                 seats_left=domain.seats_left(doc), waitlist_length=len(doc["waitlist"]))
+def event_out(event: Event, model: type[EventOut] = EventOut) -> EventOut:
+    return model(**{k: getattr(event, k) for k in model.model_fields if k not in ("seats_left", "waitlist_length")},
+                 seats_left=domain.seats_left(event), waitlist_length=len(event.waitlist))
 
 
-def registration_out(doc: dict, model: type[RegistrationOut] = RegistrationOut) -> RegistrationOut:
+def registration_out(registration: Registration, model: type[RegistrationOut] = RegistrationOut) -> RegistrationOut:
+    # A field without a value (None) shows as the model's default.
+    shown = {k: value for k in model.model_fields if (value := getattr(registration, k, None)) is not None}
     # An erased registration keeps no personal data: its row shows status, time and anonymous fields only.
-    shown = {k: doc[k] for k in model.model_fields if k in doc and k != "id"}
-    if doc["status"] == domain.Status.erased:
+    if registration.status == domain.Status.erased:
         shown.pop("email", None)
-    return model(id=doc["_id"], **shown)
+    return model(**shown)
 
 
 async def is_admin(request: web.Request) -> bool:
@@ -104,7 +104,7 @@ async def cancel_event(request: web.Request, claims: dict) -> EventAdminOut:
 @api.route("GET", "/events", response=list[EventOut])
 async def list_events(request: web.Request) -> list[EventOut]:
     """All møteplassar, soonest first, with seats left."""
-    return [event_out(doc) for doc in await flows(request).store.listed_events()]
+    return [event_out(event) for event in await flows(request).listed_events()]
 
 
 @api.route("GET", "/events/{slug}", response=EventOut, errors={404: "No such møteplass (a draft, but to admins)"})
@@ -226,5 +226,5 @@ async def invite_guest(request: web.Request, query: TokenQuery, body: GuestInvit
     """Invite one guest from outside one's municipality; the guest gets a single-use code by email."""
     await rate_limit(request)
     invite = await flows(request).invite_guest(request.match_info["id"], query.token, body.email)
-    return GuestInviteOut(event_slug=invite["event_slug"], municipality=invite["municipality_name"],
-                          guest_email=invite["guest_email"])
+    return GuestInviteOut(event_slug=invite.event_slug, municipality=invite.municipality_name,
+                          guest_email=invite.guest_email)

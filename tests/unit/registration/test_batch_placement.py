@@ -3,7 +3,9 @@
 import pytest
 
 from services.registration import domain
-from services.registration.domain import Status
+from services.registration.domain import EventStatus, Status
+
+from .documents import event as jam
 
 
 @pytest.mark.parametrize("free, arrivals, waitlist_enabled, expected", [
@@ -25,20 +27,20 @@ def test_the_waiters_of_a_batch_are_the_last_on_the_list_in_their_order():
 
 
 def test_a_batch_landed_when_its_places_show_in_the_event_read_after_its_write():
-    event = {"status": "published", "free": 0, "seats": ["a", "b"], "waitlist": ["w", "c", "d"]}
+    event = jam(capacity=2, seats=["a", "b"], waitlist=["w", "c", "d"])
     assert domain.batch_landed(event, ["b"], ["c", "d"]) == 3
     assert domain.batch_landed(event, ["b"], []) == 3
     # Another batch appended after this one's waiters (between the write and the read): found by a search.
-    assert domain.batch_landed({**event, "waitlist": ["w", "c", "d", "e"]}, [], ["c", "d"]) == 3
+    assert domain.batch_landed(jam(seats=["a", "b"], waitlist=["w", "c", "d", "e"]), [], ["c", "d"]) == 3
     # Landed, and its waiters were promoted to seats before the read: first in line, they wait for no one.
-    assert domain.batch_landed({**event, "seats": ["a", "b", "c", "d"], "waitlist": ["w"]}, [], ["c", "d"]) == 2
+    assert domain.batch_landed(jam(capacity=4, seats=["a", "b", "c", "d"], waitlist=["w"]), [], ["c", "d"]) == 2
     # The write did not land: the event had changed first.
     assert domain.batch_landed(event, ["x"], []) is None
     assert domain.batch_landed(event, [], ["x"]) is None
 
 
 def test_a_batch_with_nothing_to_place_is_full_only_if_the_event_read_is_still_open_and_full():
-    event = {"status": "published", "free": 0, "seats": ["a"], "waitlist": []}
+    event = jam(capacity=1, seats=["a"])
     assert domain.batch_landed(event, [], []) == 0
-    assert domain.batch_landed({**event, "free": 1}, [], []) is None  # a seat freed meanwhile: place again
-    assert domain.batch_landed({**event, "status": "cancelled"}, [], []) is None  # closed: the window says why
+    assert domain.batch_landed(jam(capacity=1), [], []) is None  # a seat freed meanwhile: place again
+    assert domain.batch_landed(jam(capacity=1, seats=["a"], status=EventStatus.cancelled), [], []) is None  # closed

@@ -3,16 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.registration import domain
-from services.registration.domain import Refused, Status
+from services.registration.domain import EventStatus, Refused, Status
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-
-
-def event(**changes) -> dict:
-    return {"_id": "jam", "title": "Jam", "starts_at": NOW + timedelta(days=7),
-            "ends_at": NOW + timedelta(days=7, hours=6),
-            "venue": "Bærum", "timezone": "Europe/Oslo", "language": "nn", "capacity": 2, "seats": [], "waitlist": [],
-            "registration_opens_at": None, "registration_closes_at": None, "status": "published", **changes}
+from .documents import NOW, event
 
 
 def test_emails_differing_in_case_or_spaces_are_one_person():
@@ -38,7 +31,7 @@ def test_registration_is_open_inside_the_window():
     ({"registration_opens_at": datetime(2026, 12, 1, 8, 0, tzinfo=UTC)}, "opnar 1. desember 2026 kl. 09:00"),
     ({"registration_closes_at": NOW}, "stengd"),
     ({"starts_at": NOW - timedelta(minutes=1)}, "stengd"),
-    ({"status": "cancelled"}, "avlyst"),
+    ({"status": EventStatus.cancelled}, "avlyst"),
 ])
 def test_registration_outside_the_window_is_refused_with_a_reason(changes, words):
     with pytest.raises(Refused) as refused:
@@ -69,7 +62,7 @@ def test_the_first_in_line_is_promoted_only_when_a_seat_is_free_before_the_start
     assert domain.next_in_line(event(seats=["a", "b"], waitlist=["c", "d"]), NOW) is None
     assert domain.next_in_line(event(seats=["a"], waitlist=["c", "d"]), NOW) == "c"
     assert domain.next_in_line(event(seats=["a"]), NOW) is None
-    assert domain.next_in_line(event(seats=["a"], waitlist=["c"], status="cancelled"), NOW) is None
+    assert domain.next_in_line(event(seats=["a"], waitlist=["c"], status=EventStatus.cancelled), NOW) is None
     assert domain.next_in_line(event(seats=["a"], waitlist=["c"]), NOW + timedelta(days=8)) is None
 
 
