@@ -208,7 +208,7 @@ def created_at(registration_id: str) -> datetime:
 
 
 def erased_email(registration_id: str) -> str:
-    # Unique per registration, so the unique (event, email) index still holds after erasure.
+    # What stands in an erased registration's email (the address is not kept); unique per registration.
     return f"erased-{registration_id}"
 
 
