@@ -1,5 +1,5 @@
-"""In-memory stand-ins for the registration service's store and outbox (cosmicpython's FakeRepository), so that its
-use cases run in milliseconds without MongoDB or RabbitMQ.
+"""An in-memory stand-in for the registration service's store (cosmicpython's FakeRepository), so that its use
+cases run in milliseconds without MongoDB or RabbitMQ (with tests/support/fake_outbox.py for the outbox).
 
 Each store method keeps the promise its docstring in services/registration/store.py makes, over the domain's types
 (domain.Event, Registration, GuestInvite) and nothing else: no stored shapes, no workarounds. The real store's
@@ -7,7 +7,6 @@ semantics are held to MongoDB's by tests/store and the integration tests; nothin
 so keep it as plain as the promises. Every write makes new objects (the domain's types are frozen, and no list
 is changed in place), so what a read returned never changes under its reader."""
 
-import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import fields, replace
@@ -227,21 +226,3 @@ class FakeStore:
     async def settle_claim(self, code_hash: str, rid: str) -> None:
         if (invite := await self.invite(code_hash)) is not None and invite.used_by == rid:
             self.claimed_at.pop(code_hash, None)
-
-
-class FakeOutbox:
-    """Publishes at once: records every message in the order it would reach the bus."""
-
-    def __init__(self):
-        self.published: list[dict] = []
-
-    async def try_flush(self, collection: str, doc_id, entries: list[dict]) -> None:
-        self.published += entries
-
-    async def try_flush_many(self, collection: str, batch: list[tuple[object, list[dict]]]) -> None:
-        for _, entries in batch:
-            self.published += entries
-
-    def messages(self, routing_key: str) -> list[dict]:
-        """The CloudEvents published under a routing key (e.g. registration.confirmed.v1)."""
-        return [json.loads(e["body"]) for e in self.published if e["routing_key"] == routing_key]

@@ -15,8 +15,9 @@ from services.registration.domain import EventStatus, Refused, Registration, Sta
 from services.registration.models import EventIn, EventUpdate, RegistrationFilter, RegistrationIn
 from services.registration.service import Registrations
 from shared.settings import Settings
+from tests.support.fake_outbox import FakeOutbox
 
-from .fakes import FakeOutbox, FakeStore
+from .fakes import FakeStore
 
 SLUG = "innovasjonsjam"
 ADMIN = "kari@baerum.kommune.no"
