@@ -72,7 +72,11 @@ class MessageType:
 
     @property
     def summary(self) -> str:
-        return self.payload.summary or (self.payload.__doc__ or "").strip()
+        summary = self.payload.summary or (self.payload.__doc__ or "").strip()
+        if newer := self.replaced_by:
+            summary += (f" Replaced by {newer.routing_key}, and published beside it until "
+                        f"{newer.payload.replaces_until.isoformat()}.")
+        return summary
 
     @property
     def schema_path(self) -> Path:

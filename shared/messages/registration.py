@@ -85,8 +85,7 @@ class Cancellation(RegistrationPayload):
 
 class RegistrationCancelledV1(Cancellation):
     event_type = "registration.cancelled.v1"
-    summary = ("A registration was cancelled (by the participant, an admin, or because the møteplass was cancelled). "
-               "Replaced by registration.cancelled.v2, and published beside it until 2027-06-30.")
+    summary = "A registration was cancelled (by the participant, an admin, or because the møteplass was cancelled)."
 
 
 class RegistrationCancelled(Cancellation):
