@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import tracing
 
@@ -99,13 +99,20 @@ def make_event(
 
 def also_published(event: CloudEvent) -> list[CloudEvent]:
     """The same message in the older major version its type replaces, while that is still published beside it
-    (its id derived from this one's, so a republished pair deduplicates like any message)."""
+    (its id derived from this one's, so a republished pair deduplicates like any message). Not a message with a
+    value the older version's enumeration lacks (a kind of mail added since): its readers were promised no other."""
     older = type(event.data).replaces
     if older is None or datetime.now(UTC).date() > type(event.data).replaces_until:
         return []
+    try:
+        data = older.model_validate(event.data.model_dump())
+    except ValidationError as error:
+        if all(problem["type"] == "enum" for problem in error.errors()):
+            return []
+        raise
     derived_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.id}#{older.event_type}"))
     return [CloudEvent[older](**event.model_dump(exclude={"id", "type", "data"}), id=derived_id, type=type_of(older),
-                              data=older.model_validate(event.data.model_dump()))]
+                              data=data)]
 
 
 def personal(annotation: Any, description: str = "Personal data", **schema: Any) -> Any:

@@ -113,7 +113,8 @@ async def test_every_message_is_valid_traceable_and_keeps_addresses_in_marked_fi
                   "registration.cancelled.v1", "registration.cancelled.v2", "registration.checked_in.v1",
                   "registration.erased.v1", "registration.pending.v1", "event.published.v1", "event.updated.v1",
                   "event.cancelled.v1", "comment.submitted.v1", "comment.published.v1", "comment.rejected.v1",
-                  "comment.deleted.v1", "comment.erasure_requested.v1", "notification.sent.v1"}
+                  "comment.deleted.v1", "comment.erasure_requested.v1", "notification.sent.v1",
+                  "notification.sent.v2"}
         for _ in range(300):
             if wanted <= {m["type"].removeprefix("no.moteplass.") for m in seen}:
                 break

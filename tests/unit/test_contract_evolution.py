@@ -66,17 +66,10 @@ def inlined(schema: dict) -> dict:
     return resolve(schema)
 
 
-def is_open_enum(node) -> bool:
-    return isinstance(node, dict) and any(branch == {"type": "string"} for branch in node.get("anyOf", []))
-
-
 def clarified(published, today):
-    """The published schema with today's clarifying keywords (CLARIFICATIONS) where both have the same node. An
-    enumeration published closed before the policy said so is read as open where today's is: its values were
-    always meant to grow (NotificationKind: "new kinds of mail are added within a version"), and a reader counts
-    one it does not know as the policy says."""
-    if isinstance(published, dict) and "enum" in published and is_open_enum(today):
-        return today
+    """The published schema with today's clarifying keywords (CLARIFICATIONS) where both have the same node. Nothing
+    else is taken from today's: an enumeration published closed stays closed (a value added to it is a new major
+    version, as notification.*.v2 for the kinds of mail added since v1)."""
     if isinstance(published, dict) and isinstance(today, dict):
         merged = {key: clarified(value, today.get(key)) for key, value in published.items()}
         merged |= {key: today[key] for key in CLARIFICATIONS if key in today and key not in merged}
@@ -152,3 +145,17 @@ def test_the_gate_catches_a_narrowed_field():
     narrowed["$defs"]["RegistrationWaitlisted"]["properties"]["position"]["minimum"] = 5
     with pytest.raises(AssertionError, match="rejects a published message"):
         check(closed(today), narrowed, "today's schema rejects a published message")
+
+
+def test_the_gate_catches_a_value_added_to_a_closed_enumeration():
+    # notification.sent.v1 as first published (NotificationKind closed) against the v1 that gained staff_sign_in,
+    # listed open as the policy writes enumerations: the break of issue #13. Its messages of the new kind:
+    first = published(ROOT / PUBLISHED_DIR / "notification.sent.v1" / "bf6f38d17874.json")
+    kinds = first["$defs"]["NotificationKind"]["enum"]
+    grown = copy.deepcopy(first)
+    grown["$defs"]["NotificationKind"] = {"anyOf": [{"enum": [*kinds, "staff_sign_in"], "type": "string"},
+                                                    {"type": "string"}]}
+    new_kind = closed(grown)
+    new_kind["$defs"]["NotificationKind"] = {"const": "staff_sign_in"}
+    with pytest.raises(AssertionError, match="rejects today's message"):
+        check(new_kind, clarified(first, grown), "a published schema rejects today's message")

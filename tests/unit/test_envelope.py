@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.messages import UnknownMessageType, catalogue, make_event, parse_event
+from shared.messages.envelope import also_published
+from shared.messages.notifications import NotificationSent
 from shared.messages.registration import EventInfo, RegistrationWaitlisted
 
 EVENT = EventInfo(slug="innovasjonsjam-baerum", title="Innovasjonsjam", venue="Bærum rådhus",
@@ -47,3 +49,14 @@ def test_catalogue_names_every_type_under_the_prefix():
     types = catalogue()
     assert "no.moteplass.registration.confirmed.v1" in types
     assert all(t.startswith("no.moteplass.") and t.rsplit(".", 1)[1].startswith("v") for t in types)
+
+
+@pytest.mark.parametrize(("kind", "beside"), [("confirmed", ["no.moteplass.notification.sent.v1"]),
+                                              ("staff_sign_in", [])])
+def test_the_replaced_version_goes_out_beside_for_the_values_it_knows_only(kind, beside):
+    sent = make_event(NotificationSent(notification_id="n1", message_id="m1", kind=kind, recipient="kari@example.no",
+                                       attempts=1, sent_at=datetime(2026, 11, 30, 9, tzinfo=UTC)), source="/x")
+    older = also_published(sent)
+    assert [event.type for event in older] == beside
+    assert all(event.data.model_dump(mode="json") == sent.data.model_dump(mode="json") and event.id != sent.id
+               for event in older)

@@ -2,6 +2,7 @@
 message or the replicas; permanent refusals recorded and announced; parked messages replayed."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiosmtpd.smtp import SMTP
@@ -10,6 +11,7 @@ from services.notifications.app import SERVICE, create_app
 from services.notifications.consumers import BINDINGS
 from services.notifications.store import Store
 from shared.bus import Bus
+from shared.messages.registration import StaffSignInRequested
 from tests.conftest import free_port
 
 from .conftest import address, confirmed, eventually
@@ -17,6 +19,10 @@ from .conftest import address, confirmed, eventually
 
 async def count(records, query: dict, expected: int) -> bool:
     return await records.count_documents(query) == expected
+
+
+def about(announced: list, recipient: str) -> list:
+    return [event for event in announced if event.data.recipient == recipient]
 
 
 async def test_a_redelivered_message_sends_one_mail_and_announces_it_once(
@@ -34,9 +40,24 @@ async def test_a_redelivered_message_sends_one_mail_and_announces_it_once(
     assert len(await mailbox.messages_to(to)) == 1
     record = await records.find_one({"recipient": to})
     assert (record["status"], record["attempts"], record["message_id"]) == ("sent", 1, first.id)
-    sent = await eventually(lambda: [e for e in announced if e.data.recipient == to])
-    assert [e.type for e in sent] == ["no.moteplass.notification.sent.v1"]
-    assert sent[0].data.notification_id == str(record["_id"]) and sent[0].data.kind == "confirmed"
+    await eventually(lambda: len(about(announced, to)) == 2)
+    sent = about(announced, to)
+    # Once, in v2 and beside it (a kind of mail v1 knows, during the overlap) in v1.
+    assert [e.type for e in sent] == ["no.moteplass.notification.sent.v2", "no.moteplass.notification.sent.v1"]
+    assert all(e.data.notification_id == str(record["_id"]) and e.data.kind == "confirmed" for e in sent)
+
+
+async def test_a_mail_of_a_kind_v1_never_had_is_announced_in_v2_only(start_service, publish, listen):
+    announced = await listen("notification.#")
+    await start_service(create_app, "notifications")
+    to, sentinel = address(), address()
+    await publish(StaffSignInRequested(email=to, role="admin", sign_in_url="http://127.0.0.1:8081/staff/sign-in/x",
+                                       expires_at=datetime.now(UTC) + timedelta(minutes=15)))
+    await eventually(lambda: about(announced, to))
+    await publish(confirmed(sentinel))  # mailed and announced after it, in both versions
+    await eventually(lambda: len(about(announced, sentinel)) == 2)
+    assert [(e.type, e.data.kind) for e in about(announced, to)] == [("no.moteplass.notification.sent.v2",
+                                                                      "staff_sign_in")]
 
 
 async def test_two_replicas_on_one_queue_send_each_mail_once(settings, start_service, publish, mailbox, records):
@@ -89,8 +110,9 @@ async def test_a_permanent_refusal_is_recorded_announced_and_not_retried(
         await publish(confirmed(to))
         record = await eventually(lambda: records.find_one({"recipient": to, "status": "failed"}))
         assert record["attempts"] == 1 and "550" in record["last_error"]
-        [failed] = await eventually(lambda: announced)
-        assert failed.type == "no.moteplass.notification.failed.v1" and "550" in failed.data.error
+        failed, older = await eventually(lambda: announced[1:] and announced)
+        assert (failed.type, older.type) == ("no.moteplass.notification.failed.v2", "no.moteplass.notification.failed.v1")
+        assert "550" in failed.data.error and older.data.model_dump(mode="json") == failed.data.model_dump(mode="json")
         async with aiohttp.ClientSession(headers=admin_headers) as http:
             async with http.get(f"{base}/dead-letters") as resp:
                 assert resp.status == 200 and await resp.json() == []
