@@ -41,6 +41,10 @@ DIVERGENCES = [
                "a datetime written by an update operator (`$set`, `$min`, `$max`) at the top level becomes a string "
                "(inside a sub-document or an array it stays a datetime): changing times are stored as Unix seconds "
                "(`*_ts`) or in a sub-document."),
+    Divergence("boolean_by_update_operator",
+               "a boolean written by an update operator (`$set`) at the top level reads back as 1 or 0 (inserted, "
+               "or inside a sub-document or an array, it stays a boolean; equality filters on `true` and `false` "
+               "still match it): flags are read by their truth, or as booleans (the comments store's `from_doc`)."),
     Divergence("set_on_insert_in_find_and_modify",
                "findAndModify upserts ignore `$setOnInsert` (`update_one` and bulk upserts honour it): what a new "
                "document needs is written by an upsert's equality filter, by `update_one`, or by a bulk write."),

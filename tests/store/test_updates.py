@@ -84,6 +84,19 @@ async def test_datetimes_written_by_update_operators(store):
     expect(store, doc["first_at"], NOW, diverges="datetime_by_update_operator", nx=as_string)
 
 
+async def test_booleans_written_by_update_operators(store):
+    """Flags changed after a comment is written (`listed`, a thread's `closed` and `hidden`) are found by equality
+    on both, and read back as booleans by the comments store's from_doc. Types are compared: 1 == True in Python."""
+    await store.x.insert_one({"_id": 1, "inserted": True})
+    await store.x.update_one({"_id": 1}, {"$set": {"b": True, "c": False, "sub": {"d": True}, "list": [True]}})
+    doc = await store.x.find_one({"_id": 1})
+    assert (doc["inserted"], doc["sub"], doc["list"]) == (True, {"d": True}, [True])
+    assert type(doc["inserted"]) is bool and type(doc["sub"]["d"]) is bool and type(doc["list"][0]) is bool
+    assert await store.x.count_documents({"b": True, "c": False}) == 1
+    expect(store, [(type(doc[k]), doc[k]) for k in "bc"], [(bool, True), (bool, False)],
+           diverges="boolean_by_update_operator", nx=[(int, 1), (int, 0)])
+
+
 async def test_upsert_by_update_one_with_set_on_insert(store):
     """A thread made on its first comment; a bulk of rate-limit windows."""
     for _ in range(2):
