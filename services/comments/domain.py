@@ -279,14 +279,17 @@ def deleted_fields() -> dict:
 # ---- import -----------------------------------------------------------------------------------------------------
 
 
-def imported(thread_id: str, items: list, max_depth: int, new_id: Callable[[datetime], str]) -> list[Comment]:
-    """Exported comments as new comments of a thread: fresh ids dated to their creation (`new_id`: the store's),
-    the reply structure rebuilt (to this service's depth), counts and placeholders derived. A reply whose parent
-    is not in the import becomes a top-level comment."""
+def imported(thread_id: str, items: list, max_depth: int, imported_id: Callable[[str, str, datetime], str]
+             ) -> list[Comment]:
+    """Exported comments as new comments of a thread: ids of this thread dated to their creation (`imported_id`:
+    the store's, the same for the same exported comment, so a second import of it is refused), the reply
+    structure rebuilt (to this service's depth), counts and placeholders derived. A reply whose parent is not in
+    the import becomes a top-level comment."""
     comments: dict[str, Comment] = {}
     for item in sorted(items, key=lambda i: i.created_at):  # exported comments (models.ExportedComment)
-        comment = new_comment(thread_id, item, id=new_id(item.created_at), parent=comments.get(item.reply_to or ""),
-                              max_depth=max_depth, status=item.status, ip=None, now=item.created_at,
+        comment = new_comment(thread_id, item, id=imported_id(thread_id, item.id, item.created_at),
+                              parent=comments.get(item.reply_to or ""), max_depth=max_depth, status=item.status,
+                              ip=None, now=item.created_at,
                               fingerprinted=item.status not in (CommentStatus.deleted, CommentStatus.spam))
         comments[item.id] = replace(comment, edited_at=item.edited_at)
     by_id = {c.id: c for c in comments.values()}

@@ -278,4 +278,4 @@ class Moderated(BaseModel):
 
 class Imported(BaseModel):
     imported: int
-    skipped: int = Field(description="Comments whose text was already in the thread")
+    skipped: int = Field(description="Comments already in the thread: imported before, or their text is")

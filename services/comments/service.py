@@ -377,7 +377,7 @@ class Comments:
     async def import_thread(self, thread_id: str, comments: list[models.ExportedComment], actor: str | None = None
                             ) -> Imported:
         new = [replace(c, imported_by=actor)
-               for c in domain.imported(thread_id, comments, self.config.max_depth, self.store.new_id)]
+               for c in domain.imported(thread_id, comments, self.config.max_depth, self.store.imported_id)]
         await self.store.ensure_thread(thread_id)
         count = sum(c is not None for c in await self.store.insert_many([(c, []) for c in new]))
         self.changed(thread_id)

@@ -4,15 +4,19 @@ strings; to_doc and from_doc turn them into documents and back. Every change is 
 event to publish rides in the same write (transactional outbox).
 
 The documents are ones MongoDB and nx-27017 0.8.1 read alike (tests/store/divergences.py):
-- A comment's `_id` is an ObjectId dated to the comment's creation, so ids sort in creation order. Its hex string
-  is the id everywhere else: in `order`, a copy that every sort ends in (nx-27017 cannot index `_id` together with
-  other fields), and in references between comments (nx-27017 neither indexes nor matches ObjectIds outside `_id`).
+- A comment's `_id` is an ObjectId dated to the comment's creation, so ids sort in creation order; an imported
+  comment's is also derived from its thread and the id it had in the export (imported_id), so that `_id` refuses
+  the same comment imported twice. Its hex string is the id everywhere else: in `order`, a copy that every sort
+  ends in (nx-27017 cannot index `_id` together with other fields), and in references between comments (nx-27017
+  neither indexes nor matches ObjectIds outside `_id`).
 - Times set after a comment is written are Unix seconds (`edited_ts`, `moderated_ts`): nx-27017 turns a datetime
   that an update operator writes into a string.
 - Flags are read back as booleans: nx-27017 keeps a boolean that an update operator wrote as 0 or 1.
 - A field that is None is not stored (a change to None unsets it): the unique index on the fingerprint covers
   only comments that have one, and an erased address or IP leaves nothing behind."""
 
+import hashlib
+import json
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -97,8 +101,18 @@ def changed(changes: dict) -> dict:
 
 
 def new_id(created_at: datetime) -> str:
-    """A new comment's id, dated to its creation (also for imported ones)."""
+    """A new comment's id, dated to its creation."""
     return str(ObjectId(int(created_at.timestamp()).to_bytes(4, "big") + ObjectId().binary[4:]))
+
+
+def imported_id(thread_id: str, exported_id: str, created_at: datetime) -> str:
+    """An imported comment's id: dated to its creation as finely as the export says (an import's comments keep
+    their order; MongoDB keeps milliseconds), the rest derived from the thread and the id the comment had in the
+    export. Importing the same export again makes the same ids, which `_id` refuses whatever became of the
+    comments meanwhile: a deleted or spam comment keeps no fingerprint to be refused by."""
+    source = hashlib.sha256(json.dumps([thread_id, exported_id]).encode()).digest()
+    return str(ObjectId(int(created_at.timestamp()).to_bytes(4, "big") + created_at.microsecond.to_bytes(3, "big")
+                        + source[:5]))
 
 
 def sort_keys(sort: Sort) -> list[tuple[str, int]]:
@@ -125,6 +139,7 @@ NO_OUTBOX = {outbox.FIELD: 0}
 
 class Store:
     new_id = staticmethod(new_id)
+    imported_id = staticmethod(imported_id)
 
     def __init__(self, db: AsyncDatabase):
         self.comments = db["comments"]
@@ -173,7 +188,8 @@ class Store:
 
     async def insert_many(self, batch: list[tuple[Comment, list[CloudEvent]]]) -> list[Comment | None]:
         """Insert comments, each with its events in its outbox, in one round trip; answers each as stored (with
-        its outbox), or None when its text is already in its thread (the others are stored all the same)."""
+        its outbox), or None when its id is already stored (an imported comment imported again) or its text is
+        already in its thread (the others are stored all the same)."""
         comments = [replace(comment, outbox=[outbox.entry(e) for e in events]) for comment, events in batch]
         if not comments:
             return []

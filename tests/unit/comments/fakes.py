@@ -48,6 +48,7 @@ def _sorted(entries: list, sort: Sort) -> list:
 
 class FakeStore:
     new_id = staticmethod(store.new_id)
+    imported_id = staticmethod(store.imported_id)
 
     def __init__(self):
         self.comments: dict[str, Comment] = {}
@@ -81,7 +82,7 @@ class FakeStore:
     async def insert_many(self, batch: list[tuple[Comment, list[CloudEvent]]]) -> list[Comment | None]:
         stored: list[Comment | None] = []
         for comment, events in batch:
-            if self._text_taken(comment.thread_id, comment.fingerprint):
+            if comment.id in self.comments or self._text_taken(comment.thread_id, comment.fingerprint):
                 stored.append(None)
                 continue
             self.comments[comment.id] = replace(comment, outbox=[outbox.entry(e) for e in events])

@@ -1,7 +1,7 @@
 """How the store keeps comments and threads (services/comments/store.py): the domain's datetimes and id strings
 one way, the documents MongoDB and nx-27017 both read alike the other. No store: the conversions only."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
@@ -81,3 +81,12 @@ def test_ids_sort_by_their_creation_time():
     assert early < late < store.new_id(datetime.now(UTC))
     assert store.new_id(datetime(2021, 1, 1, tzinfo=UTC)) != late
     assert ObjectId(late).generation_time == datetime(2021, 1, 1, tzinfo=UTC)
+
+
+def test_an_imported_comments_id_is_its_thread_and_exported_id_dated_to_the_microsecond():
+    at = datetime(2021, 1, 1, 12, 0, 0, 5000, tzinfo=UTC)
+    first = store.imported_id("t", "a", at)
+    assert store.imported_id("t", "a", at) == first and ObjectId(first).generation_time == at.replace(microsecond=0)
+    assert len({first, store.imported_id("u", "a", at), store.imported_id("t", "b", at)}) == 3
+    assert store.imported_id("t/a", "b", at) != store.imported_id("t", "a/b", at)
+    assert first < store.imported_id("t", "a", at + timedelta(microseconds=1)) < store.new_id(at + timedelta(seconds=1))

@@ -182,7 +182,7 @@ def test_deleting_drops_the_text_and_gives_the_fingerprint_back():
     assert _comment().fingerprint == domain.fingerprint("Ein kommentar")
 
 
-def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
+def test_import_rebuilds_structure_counts_and_placeholders_with_ids_of_the_thread():
     at = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
     def item(id, reply_to=None, status=CommentStatus.approved, minutes=0, body=None):
@@ -190,9 +190,9 @@ def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
                                       body="" if body is None and status == CommentStatus.deleted else body or f"tekst {id}",
                                       status=status, created_at=at + timedelta(minutes=minutes))
 
-    comments = domain.imported("ny", [item("c", "b", minutes=2), item("a", status=CommentStatus.deleted),
-                                      item("b", "a", minutes=1), item("d", "c", minutes=3),
-                                      item("orphan", "missing", minutes=4)], max_depth=2, new_id=store.new_id)
+    items = [item("c", "b", minutes=2), item("a", status=CommentStatus.deleted), item("b", "a", minutes=1),
+             item("d", "c", minutes=3), item("orphan", "missing", minutes=4)]
+    comments = domain.imported("ny", items, max_depth=2, imported_id=store.imported_id)
     by_body = {c.body.removeprefix("tekst ") or "deleted": c for c in comments}
     a, b, c, d = (by_body[k] for k in ("deleted", "b", "c", "d"))
     assert a.listed and a.reply_count == 3 and a.fingerprint is None  # placeholder above its replies
@@ -201,6 +201,8 @@ def test_import_rebuilds_structure_counts_and_placeholders_with_fresh_ids():
     assert by_body["orphan"].depth == 0 and by_body["orphan"].parent_id is None
     assert [(x.thread_id, x.created_at) for x in (a, b, c, d)] == [("ny", at + timedelta(minutes=n)) for n in range(4)]
     assert sorted(x.id for x in (a, b, c, d)) == [a.id, b.id, c.id, d.id]  # ids sort in creation order
+    assert [x.id for x in domain.imported("ny", items, 2, store.imported_id)] == [x.id for x in comments]
+    assert not {x.id for x in domain.imported("annan", items, 2, store.imported_id)} & {x.id for x in comments}
 
 
 @pytest.mark.parametrize("status,moderation,links,auto,expected", [
