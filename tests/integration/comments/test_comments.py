@@ -299,20 +299,29 @@ async def test_export_and_import_a_thread(base, http, moderator_headers):
     top = await published(http, base, moderator_headers, notify_replies=True)
     await published(http, base, moderator_headers, parent_id=top, body="Svar", email="ola@example.no")
     await post(http, base, comment(body="Ventar"))
+    await post(http, base, comment(body="Kjøp billig", website="http://spam.example"))  # the honeypot: spam
+    _, regretted, _ = await post(http, base, comment(body="Angra"))
+    await moderate(http, base, moderator_headers, "delete", regretted["id"])
     thread = URL.removesuffix("/comments")
     async with http.get(f"{base}{thread}/export", headers=moderator_headers) as resp:
         exported = await resp.json()
     assert [(c["body"], c["status"], c["email"]) for c in exported["comments"]] == [
         ("Takk for ein god møteplass!", "approved", "kari@example.no"), ("Svar", "approved", "ola@example.no"),
-        ("Ventar", "pending", "kari@example.no")]
+        ("Ventar", "pending", "kari@example.no"), ("Kjøp billig", "spam", "kari@example.no"),
+        ("", "deleted", "kari@example.no")]
     assert "ip" not in exported["comments"][0]
 
     async with http.post(f"{base}/threads/kopi/import", json=exported, headers=moderator_headers) as resp:
-        assert await resp.json() == {"imported": 3, "skipped": 0}
-    async with http.post(f"{base}/threads/kopi/import", json=exported, headers=moderator_headers) as resp:
-        assert await resp.json() == {"imported": 0, "skipped": 3}
+        assert await resp.json() == {"imported": 5, "skipped": 0}
     [copy] = (await get(http, base, "/threads/kopi/comments"))["comments"]
     assert copy["id"] != top and copy["reply_count"] == 1 and [r["html"] for r in copy["replies"]] == ["<p>Svar</p>\n"]
+    # Neither the spam and deleted comments (no fingerprint) nor a copy deleted since is imported again.
+    await moderate(http, base, moderator_headers, "delete", copy["id"])
+    async with http.post(f"{base}/threads/kopi/import", json=exported, headers=moderator_headers) as resp:
+        assert await resp.json() == {"imported": 0, "skipped": 5}
+    async with http.get(f"{base}/threads/kopi/export", headers=moderator_headers) as resp:
+        assert [c["status"] for c in (await resp.json())["comments"]] == [
+            "deleted", "approved", "pending", "spam", "deleted"]
     async with http.post(f"{base}/threads/kopi/import", json={"comments": [{"id": "x"}]},
                          headers=moderator_headers) as resp:
         assert resp.status == 422
