@@ -28,6 +28,15 @@ async def test_an_unordered_insert_many_writes_all_but_the_duplicates(store):
     assert sorted(doc["code"] for doc in await store.x.find().to_list()) == ["a", "b", "c"]
 
 
+async def test_an_unordered_insert_many_reports_a_taken_id_as_a_duplicate(store):
+    """A comment imported again: its id, derived from the export, is taken; the others are written."""
+    await store.x.insert_one({"_id": "a", "n": 0})
+    refused = await duplicates_in(store.x.insert_many([{"_id": i, "n": 1} for i in "bac"], ordered=False))
+    assert refused == {1}
+    assert await store.x.find().sort("_id").to_list() == [{"_id": "a", "n": 0}, {"_id": "b", "n": 1},
+                                                          {"_id": "c", "n": 1}]
+
+
 async def test_a_unique_partial_index_binds_only_documents_with_the_field(store):
     await store.x.create_index(FINGERPRINT, unique=True, partialFilterExpression={"fingerprint": {"$exists": True}})
     await store.x.insert_many([{"_id": 1, "thread_id": "t"}, {"_id": 2, "thread_id": "t"},
