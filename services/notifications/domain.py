@@ -1,9 +1,10 @@
 """Notification rules, without I/O: which mails a message causes, to whom, in which language, with which
-calendar invitation, and how a delivery failure is classed."""
+calendar invitation; the records that send each mail once (a claim, its take-over) and the attendees with their
+reminders, as the service sees them (the store keeps them its own way); and how a delivery failure is classed."""
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -32,19 +33,6 @@ class Status(StrEnum):
 FINAL = {Status.sent, Status.failed, Status.unsubscribed}
 
 
-def is_free(record: dict, now: float) -> bool:
-    """May a sender claim this record? One left retrying, or one whose sender's lease ran out (it died)."""
-    return record["status"] == Status.retrying or (
-        record["status"] == Status.sending and record["lease_until_ts"] < now)
-
-
-def lease_left(record: dict, now: float) -> float:
-    """Seconds until a claim held by another sender runs out (0 if it has, or is not held)."""
-    if record["status"] != Status.sending or record.get("lease_until_ts") is None:
-        return 0.0
-    return max(0.0, record["lease_until_ts"] - now)
-
-
 def mail_id(message_id: str, recipient: str, kind: Kind) -> str:
     """The same for every attempt at one mail (a message, a recipient, a kind): its Message-ID, by which a
     receiving system can drop a copy that a crash between the server's answer and our record of it sent twice."""
@@ -54,6 +42,14 @@ def mail_id(message_id: str, recipient: str, kind: Kind) -> str:
 class Unsubscribe(StrEnum):
     """Topics a recipient may turn off with one click; transactional mail has none."""
     reminder = "reminder"
+
+
+@dataclass(frozen=True)
+class Unsubscription:
+    """A recipient turned a topic off."""
+    email: str
+    topic: Unsubscribe
+    at: datetime
 
 
 class IcsMethod(StrEnum):
@@ -79,6 +75,55 @@ class Mail:
     @property
     def event_slug(self) -> str | None:
         return self.event.slug if self.event else None
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One mail — a (message id, recipient, kind) — in the audit trail: the claim that sends it once, and what came
+    of it. Each claim counts an attempt, so (id, status, attempts) names the claim holding it."""
+    id: str
+    message_id: str
+    recipient: str
+    kind: Kind
+    status: Status
+    attempts: int
+    language: Language
+    created_at: datetime
+    updated_at: datetime
+    event_slug: str | None = None
+    registration_id: str | None = None
+    lease_until: datetime | None = None  # while a sender holds it (sending)
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    # Taken over from a sender that died holding it, maybe after the server had taken the mail.
+    possible_copy: bool = False
+
+
+def first_claim(record_id: str, message_id: str, mail: Mail, now: datetime, lease: timedelta) -> NotificationRecord:
+    """The record of a mail seen for the first time, claimed by the sender that saw it."""
+    return NotificationRecord(
+        id=record_id, message_id=message_id, recipient=mail.recipient, kind=mail.kind, status=Status.sending,
+        attempts=1, language=mail.language, created_at=now, updated_at=now, event_slug=mail.event_slug,
+        registration_id=mail.registration_id, lease_until=now + lease)
+
+
+def is_free(record: NotificationRecord, now: datetime) -> bool:
+    """May a sender claim this record? One left retrying, or one whose sender's lease ran out (it died)."""
+    return record.status == Status.retrying or (
+        record.status == Status.sending and record.lease_until is not None and record.lease_until < now)
+
+
+def take_over(record: NotificationRecord, now: datetime, lease: timedelta) -> NotificationRecord:
+    """A free record claimed again: one more attempt, and a possible copy if its sender died holding it."""
+    return replace(record, status=Status.sending, attempts=record.attempts + 1, lease_until=now + lease,
+                   updated_at=now, possible_copy=record.possible_copy or record.status == Status.sending)
+
+
+def lease_left(record: NotificationRecord, now: datetime) -> float:
+    """Seconds until a claim held by another sender runs out (0 if it has, or is not held)."""
+    if record.status != Status.sending or record.lease_until is None:
+        return 0.0
+    return max(0.0, (record.lease_until - now).total_seconds())
 
 
 REGISTRATION_KINDS: dict[type[RegistrationPayload], Kind] = {
@@ -148,20 +193,52 @@ def comment_context(data: CommentSubmitted | CommentPublished) -> dict[str, Any]
             "moderation_url": getattr(data, "moderation_url", None)}
 
 
-def attendee(data: RegistrationPayload) -> dict[str, Any]:
-    """What the service remembers of a registration, to tell the person when the møteplass changes."""
-    return {"event_slug": data.event.slug, "email": str(data.email), "name": data.name,
-            "language": data.language.value, "status": data.status.value, "manage_url": data.manage_url}
+class Reminder(StrEnum):
+    """Where an attendee's reminder stands."""
+    scheduled = "scheduled"
+    sending = "sending"  # taken by a sweep, with a lease
+    sent = "sent"
+    cancelled = "cancelled"
 
 
-def plan_event_update(event: EventInfo, attendees: list[dict], changed: list[str],
+@dataclass(frozen=True)
+class Attendee:
+    """What the service remembers of a registration, to tell the person when the møteplass changes, with the
+    reminder kept in step with it. A state is as of the time of the message that told it."""
+    registration_id: str
+    event: EventInfo
+    email: str
+    name: str
+    language: Language
+    status: RegistrationStatus
+    manage_url: str | None
+    as_of: datetime
+    # In a new state, None leaves the reminder as it was.
+    reminder: Reminder | None = None
+    due: datetime | None = None
+    lease_until: datetime | None = None  # while a sweep holds it (sending)
+
+
+def attendee(data: RegistrationPayload, as_of: datetime, hours_before: float, now: datetime) -> Attendee:
+    """A registration's new state: a seat schedules its reminder (unless that moment has passed), a cancellation
+    cancels it, and any other state leaves it as it was."""
+    reminder, due = None, None
+    if isinstance(data, RegistrationConfirmed | RegistrationPromoted):
+        if due := reminder_due(data.event, hours_before, now):
+            reminder = Reminder.scheduled
+    elif isinstance(data, RegistrationCancelled):
+        reminder = Reminder.cancelled
+    return Attendee(registration_id=data.registration_id, event=data.event, email=str(data.email), name=data.name,
+                    language=data.language, status=data.status, manage_url=data.manage_url, as_of=as_of,
+                    reminder=reminder, due=due)
+
+
+def plan_event_update(event: EventInfo, attendees: list[Attendee], changed: list[str],
                       previous_starts_at: datetime | None) -> list[Mail]:
-    return [Mail(Kind.event_updated, a["email"], a["name"], Language(a["language"]), event=event,
-                 registration_id=a["_id"],
-                 ics=IcsMethod.request if a["status"] in HOLDS_SEAT else None,
-                 context={"manage_url": a.get("manage_url"), "changed": changed,
-                          "previous_starts_at": previous_starts_at})
-            for a in attendees if a["status"] in KEEPS_INFORMED]
+    return [Mail(Kind.event_updated, a.email, a.name, a.language, event=event, registration_id=a.registration_id,
+                 ics=IcsMethod.request if a.status in HOLDS_SEAT else None,
+                 context={"manage_url": a.manage_url, "changed": changed, "previous_starts_at": previous_starts_at})
+            for a in attendees if a.status in KEEPS_INFORMED]
 
 
 def reminder_due(event: EventInfo, hours_before: float, now: datetime) -> datetime | None:
@@ -170,15 +247,15 @@ def reminder_due(event: EventInfo, hours_before: float, now: datetime) -> dateti
     return due if due > now else None
 
 
-def reminder_mail(reminder: dict) -> Mail:
-    return Mail(Kind.reminder, reminder["email"], reminder["name"], Language(reminder["language"]),
-                event=EventInfo.model_validate(reminder["event"]), registration_id=reminder["_id"],
-                context={"manage_url": reminder.get("manage_url")}, unsubscribe_topic=Unsubscribe.reminder)
+def reminder_mail(attendee: Attendee) -> Mail:
+    return Mail(Kind.reminder, attendee.email, attendee.name, attendee.language, event=attendee.event,
+                registration_id=attendee.registration_id, context={"manage_url": attendee.manage_url},
+                unsubscribe_topic=Unsubscribe.reminder)
 
 
-def reminder_message_id(reminder: dict) -> str:
+def reminder_message_id(attendee: Attendee) -> str:
     """The reminder's own 'message id': one reminder per registration and version of the møteplass."""
-    return f"reminder:{reminder['_id']}:{reminder['event']['sequence']}"
+    return f"reminder:{attendee.registration_id}:{attendee.event.sequence}"
 
 
 # Control characters (CR, LF, NUL, …) never reach a header or a template from user text.

@@ -2,8 +2,6 @@
 unsubscribe as RFC 8058 has it — the mail client POSTs (`List-Unsubscribe=One-Click`) and that unsubscribes; a GET
 (a person, or a mail scanner opening the link) shows a button and changes nothing."""
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
 from shared.http import ApiError
@@ -28,6 +26,6 @@ async def unsubscribe(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise ApiError(400, pages.text(language_of(request), "link_wrong")) from exc
     if request.method == "POST":
-        await request.app[NOTIFIER].store.unsubscribe(email, topic.value, datetime.now(UTC))
+        await request.app[NOTIFIER].unsubscribe(email, topic)
         return pages.render("unsubscribed.html.j2", language)
     return pages.render("unsubscribe.html.j2", language)

@@ -1,6 +1,6 @@
 """Notifications service HTTP routes: the audit trail and dead letters (the unsubscribe pages: pages.py)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,10 +48,8 @@ class Notification(BaseModel):
     sent_at: datetime | None = None
 
     @classmethod
-    def of(cls, doc: dict) -> "Notification":
-        # Times that change are stored as Unix seconds (see store.py); pydantic reads those as UTC datetimes.
-        return cls.model_validate({**doc, "id": str(doc["_id"]), "updated_at": doc["updated_ts"],
-                                   "sent_at": doc.get("sent_ts")})
+    def of(cls, record: domain.NotificationRecord) -> "Notification":
+        return cls.model_validate(record, from_attributes=True)
 
 
 class NotificationPage(BaseModel):
@@ -69,17 +67,17 @@ async def list_notifications(request: web.Request, query: NotificationQuery, cla
     filters = {field: value for field, value in {
         "recipient": query.recipient, "event_slug": query.event,
         "kind": query.kind and query.kind.value, "status": query.status and query.status.value}.items() if value}
-    docs = await request.app[NOTIFIER].store.search(filters, query.after, query.limit + 1)
-    items = [Notification.of(doc) for doc in docs[:query.limit]]
-    return NotificationPage(items=items, next=items[-1].id if len(docs) > query.limit else None)
+    records = await request.app[NOTIFIER].notifications(filters, query.after, query.limit + 1)
+    items = [Notification.of(record) for record in records[:query.limit]]
+    return NotificationPage(items=items, next=items[-1].id if len(records) > query.limit else None)
 
 
 @api.route("GET", "/notifications/{id}", response=Notification, roles=ADMIN, errors={404: "No such notification"})
 async def get_notification(request: web.Request, claims: dict) -> Notification:
-    doc = await request.app[NOTIFIER].store.get(request.match_info["id"])
-    if doc is None:
+    record = await request.app[NOTIFIER].notification(request.match_info["id"])
+    if record is None:
         raise ApiError(404, "Fann ikkje denne varslinga.")
-    return Notification.of(doc)
+    return Notification.of(record)
 
 
 def queues(request: web.Request) -> QueueNames:

@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
@@ -27,15 +27,12 @@ from shared.batching import GroupCommit
 from shared.bus import PermanentFailure
 from shared.messages import CloudEvent, make_event
 from shared.messages.notifications import NotificationFailed, NotificationSent
-from shared.messages.registration import (
-    EventCancelled, EventUpdated, RegistrationCancelled, RegistrationConfirmed, RegistrationErased,
-    RegistrationPayload, RegistrationPromoted,
-)
+from shared.messages.registration import EventCancelled, EventUpdated, RegistrationErased, RegistrationPayload
 from shared.outbox import Outbox
 from shared.settings import KeyPurpose, Settings
 
 from . import domain
-from .domain import Mail, Status
+from .domain import Mail, NotificationRecord, Status, Unsubscribe, Unsubscription
 from .mailer import DeliveryError, Mailer
 from .render import Outgoing, compose
 from .store import Store, unavailable
@@ -49,7 +46,7 @@ POSSIBLE_COPIES = Counter("notifications_possible_copies_total",
                           "taken them: possible copies (same Message-ID)", ["kind"])
 
 
-# Mails claimed per pooled SMTP connection (see Notifier.lease_s).
+# Mails claimed per pooled SMTP connection (see Notifier.lease).
 CLAIM_AHEAD = 4
 
 
@@ -75,8 +72,8 @@ class Notifier:
         self._claimed = asyncio.Semaphore(CLAIM_AHEAD * mailer.pool_size)
         # Longer than that wait and one SMTP conversation (each bounded by the timeout), so a live sender never
         # loses its claim.
-        self.lease_s = max(30.0, (CLAIM_AHEAD + 2) * settings.smtp_timeout_s)
-        self._claiming = GroupCommit(lambda claims: self.store.claim(claims, time.time(), self.lease_s))
+        self.lease = timedelta(seconds=max(30.0, (CLAIM_AHEAD + 2) * settings.smtp_timeout_s))
+        self._claiming = GroupCommit(lambda claims: self.store.claim(claims, now(), self.lease))
         # The outcome events of the mails recorded meanwhile go out together.
         self._flushing = GroupCommit(self._flush)
         self._tracking = GroupCommit(self.store.remember_attendees)
@@ -110,7 +107,7 @@ class Notifier:
                 await self.track(data, event.time)
             case EventUpdated():
                 if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
-                    await self.store.move_reminders(data.event.model_dump(), due.timestamp())
+                    await self.store.move_reminders(data.event, due)
                 else:  # moved so close that the reminder time has passed: the update mail says it all
                     await self.store.cancel_reminders(data.event.slug)
                 attendees = await self.store.attendees_of(data.event.slug)
@@ -121,14 +118,8 @@ class Notifier:
 
     async def track(self, data: RegistrationPayload, as_of: datetime) -> None:
         """Remember the registration (to tell it about changes) and keep its reminder in step, in one write."""
-        fields = {**domain.attendee(data), "event": data.event.model_dump()}
-        if isinstance(data, RegistrationConfirmed | RegistrationPromoted):
-            if due := domain.reminder_due(data.event, self.settings.reminder_hours_before, now()):
-                fields |= {"reminder": "scheduled", "due_ts": due.timestamp(), "lease_until_ts": None}
-        elif isinstance(data, RegistrationCancelled):
-            fields["reminder"] = "cancelled"
         # An older message arriving late (say from a retry queue) changes nothing: the newer state decided.
-        await self._tracking.submit((data.registration_id, fields, as_of.timestamp()))
+        await self._tracking.submit(domain.attendee(data, as_of, self.settings.reminder_hours_before, now()))
 
     async def deliver_all(self, message_id: str, mails: list[Mail]) -> None:
         """Send every mail of a message; if any failed transiently, raise so the message comes back later (the
@@ -144,21 +135,21 @@ class Notifier:
             message = compose(mail, self.settings.mail_from, message_id, self.unsubscribe_url(mail))
         except Exception as exc:  # a template or data bug: retrying cannot help
             raise PermanentFailure(f"cannot compose the {mail.kind} mail: {exc!r}") from exc
-        deadline = time.monotonic() + 2 * self.lease_s
+        deadline = time.monotonic() + 2 * self.lease.total_seconds()
         while True:
             async with self._claimed:
                 if (record := await self._claiming.submit((message_id, mail))) is not None:
                     return await self.send(record, mail, message)
             # Not ours: done already, or held by another sender — wait until it is done or its lease runs out.
             current = await self.store.find_by_key(message_id, mail)
-            if current is None or current["status"] in domain.FINAL:
+            if current is None or current.status in domain.FINAL:
                 return
-            wait = domain.lease_left(current, time.time())
+            wait = domain.lease_left(current, now())
             if time.monotonic() + wait > deadline:
                 raise Busy(f"{mail.kind} to a recipient of {message_id} is held by another sender")
             await asyncio.sleep(min(wait + 0.05, POLL_S))
 
-    async def send(self, record: dict, mail: Mail, message: Outgoing) -> None:
+    async def send(self, record: NotificationRecord, mail: Mail, message: Outgoing) -> None:
         """Send a claimed mail and record what came of it."""
         if mail.unsubscribe_topic and await self.store.is_unsubscribed(mail.recipient, mail.unsubscribe_topic):
             return await self.record(record, Status.unsubscribed)
@@ -169,7 +160,8 @@ class Notifier:
             if not exc.permanent:
                 MAILS.labels(mail.kind.value, Status.retrying.value).inc()
                 # Let go of the claim (for the message's next delivery to take at once), store willing.
-                await self._patiently(lambda: self.store.release(record, time.time(), str(exc)), self.lease_s)
+                await self._patiently(lambda: self.store.release(record, now(), str(exc)),
+                                      self.lease.total_seconds())
                 raise
             log.warning("mail refused for good", extra={"kind": mail.kind, "error": str(exc)})
             MAILS.labels(mail.kind.value, Status.failed.value).inc()
@@ -178,35 +170,36 @@ class Notifier:
         sent = NotificationSent(**self.outcome(record, mail), sent_at=now())
         await self.record(record, Status.sent, self.announce(record, sent))
         MAILS.labels(mail.kind.value, Status.sent.value).inc()
-        if record.get("possible_copy"):
+        if record.possible_copy:
             POSSIBLE_COPIES.labels(mail.kind.value).inc()
 
-    async def record(self, record: dict, status: Status, entry: dict | None = None, error: str | None = None) -> None:
+    async def record(self, record: NotificationRecord, status: Status, entry: dict | None = None,
+                     error: str | None = None) -> None:
         """Record a send's outcome at once, in its own write, and publish its event. Retried while the store does
         not answer, for as long as the claim lasts: a mail the server took and we failed to record would be sent
         again."""
-        written = await self._patiently(lambda: self.store.finish(record, status, entry, error, time.time()),
-                                        self.lease_s)
+        written = await self._patiently(lambda: self.store.finish(record, status, entry, error, now()),
+                                        self.lease.total_seconds())
         if not written:
             log.error("a claim was taken over while its mail was being sent (the lease is too short)",
-                      extra={"notification_id": str(record["_id"])})
+                      extra={"notification_id": record.id})
         elif entry:
-            await self._flushing.submit((record["_id"], entry))
+            await self._flushing.submit((record.id, entry))
 
     @staticmethod
-    def outcome(record: dict, mail: Mail) -> dict:
-        return {"notification_id": str(record["_id"]), "message_id": record["message_id"], "kind": mail.kind,
-                "recipient": mail.recipient, "event_slug": mail.event_slug, "attempts": record["attempts"]}
+    def outcome(record: NotificationRecord, mail: Mail) -> dict:
+        return {"notification_id": record.id, "message_id": record.message_id, "kind": mail.kind,
+                "recipient": mail.recipient, "event_slug": mail.event_slug, "attempts": record.attempts}
 
     @staticmethod
-    def announce(record: dict, payload: NotificationSent | NotificationFailed) -> dict:
+    def announce(record: NotificationRecord, payload: NotificationSent | NotificationFailed) -> dict:
         # The outcome event is written with the status (outbox), so it is published even if the broker is away. It
         # carries the correlation id of what is being handled: the causing message's, or the reminder sweep's.
-        return outbox.entry(make_event(payload, source=SOURCE, subject=str(record["_id"]),
+        return outbox.entry(make_event(payload, source=SOURCE, subject=record.id,
                                        correlation_id=logs.request_id.get()))
 
-    async def _flush(self, batch: list[tuple]) -> list[None]:
-        await self.relay.try_flush_many(self.store.notifications, [(doc_id, [entry]) for doc_id, entry in batch])
+    async def _flush(self, batch: list[tuple[str, dict]]) -> list[None]:
+        await self.relay.try_flush_many(self.store.notifications, self.store.outbox_batch(batch))
         return [None] * len(batch)
 
     def unsubscribe_url(self, mail: Mail) -> str | None:
@@ -218,14 +211,25 @@ class Notifier:
 
     async def send_due_reminders(self) -> int:
         sent = 0
-        while (reminder := await self.store.take_due_reminder(time.time(), self.lease_s)) is not None:
+        while (reminder := await self.store.take_due_reminder(now(), self.lease)) is not None:
             try:
                 await self.deliver(domain.reminder_message_id(reminder), domain.reminder_mail(reminder))
             except Exception:
                 # Left leased: another sweep (here or on another replica) retakes it when the lease runs out.
                 log.warning("reminder not sent yet; will try again", exc_info=True)
                 continue
-            await self.store.reminder_done(reminder["_id"])
+            await self.store.reminder_done(reminder.registration_id)
             sent += 1
         return sent
 
+    async def unsubscribe(self, email: str, topic: Unsubscribe) -> None:
+        """The one-click unsubscribe: no more mail of this topic to this address."""
+        await self.store.unsubscribe(Unsubscription(email, topic, now()))
+
+    async def notifications(self, filters: dict[str, str], after: str | None, limit: int) -> list[NotificationRecord]:
+        """The audit trail, newest first: records whose fields (recipient, event_slug, kind, status) have these
+        values, after the record of id `after`."""
+        return await self.store.search(filters, after, limit)
+
+    async def notification(self, notification_id: str) -> NotificationRecord | None:
+        return await self.store.get(notification_id)

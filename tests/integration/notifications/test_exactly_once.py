@@ -3,7 +3,7 @@ parked messages are replayed; each mail names itself with a Message-ID derived f
 
 import asyncio
 import hashlib
-import time
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiosmtpd.smtp import SMTP
@@ -13,7 +13,7 @@ from pymongo.errors import AutoReconnect
 
 from moteplass.mailsink import MailSink
 from services.notifications.app import create_app
-from services.notifications.domain import plan
+from services.notifications.domain import NotificationRecord, plan
 from services.notifications.store import Store
 from shared.messages import make_event
 from shared.messages.comments import CommentSubmitted
@@ -50,17 +50,17 @@ async def test_a_claim_left_by_a_dead_replica_is_waited_out_then_sent_once_witho
     client = AsyncMongoClient(mongo_url, tz_aware=True)
     try:
         dead = Store(client[settings.db_name("notifications")])
-        [claim] = await dead.claim([(event.id, mail)], time.time(), lease_s=3)  # then it died (kill -9)
+        [claim] = await dead.claim([(event.id, mail)], datetime.now(UTC), timedelta(seconds=3))  # then killed -9
     finally:
         await client.close()
     copies_before = possible_copies("confirmed")
     await publish(event)  # the broker hands the dead replica's message to the live one
 
     [sent] = await mailbox.wait_for(to, timeout_s=15)
-    assert time.time() >= claim["lease_until_ts"]  # not before the dead replica's lease ran out
+    assert datetime.now(UTC) >= claim.lease_until  # not before the dead replica's lease ran out
     assert sent["MessageID"] == message_id_of(event.id, to, "confirmed")
     record = await eventually(lambda: records.find_one({"recipient": to, "status": "sent"}))
-    assert record["_id"] == claim["_id"] and record["attempts"] == 2  # the dead replica's and the taker's
+    assert str(record["_id"]) == claim.id and record["attempts"] == 2  # the dead replica's and the taker's
     assert record["possible_copy"] and possible_copies("confirmed") == copies_before + 1
     async with aiohttp.ClientSession(headers=admin_headers) as http:
         assert await parked(http, base) == []
@@ -81,12 +81,12 @@ class SometimesRefuses(MailSink):
         return "250 OK"
 
 
-async def dead_replicas_claim(settings, mongo_url: str, message_id: str, payload) -> dict:
+async def dead_replicas_claim(settings, mongo_url: str, message_id: str, payload) -> NotificationRecord:
     """A claim as a replica leaves it when it is killed after claiming, its lease run out by now."""
     client = AsyncMongoClient(mongo_url, tz_aware=True)
     try:
         [claim] = await Store(client[settings.db_name("notifications")]).claim(
-            [(message_id, mail) for mail in plan(payload)], time.time(), lease_s=-1)
+            [(message_id, mail) for mail in plan(payload)], datetime.now(UTC), -timedelta(seconds=1))
         return claim
     finally:
         await client.close()

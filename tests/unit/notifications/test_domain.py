@@ -13,7 +13,7 @@ from shared.messages.comments import (
 from shared.messages.notifications import NotificationKind as Kind
 from shared.messages.registration import (
     EventInfo, EventPublished, GuestInvited, RegistrationCancelled, RegistrationCheckedIn, RegistrationConfirmed,
-    RegistrationPending, RegistrationPromoted, RegistrationWaitlisted, StaffSignInRequested,
+    RegistrationPending, RegistrationPromoted, RegistrationStatus, RegistrationWaitlisted, StaffSignInRequested,
 )
 
 START = datetime(2027, 3, 4, 9, 0, tzinfo=UTC)
@@ -111,7 +111,8 @@ def test_a_sign_in_request_mails_the_single_use_link_to_the_listed_address(messa
 
 
 def test_an_event_update_tells_seat_holders_with_an_invite_and_the_waiting_list_without():
-    attendees = [{"_id": reg, "email": f"{reg}@example.no", "name": reg, "language": "nn", "status": status}
+    attendees = [domain.Attendee(reg, EVENT, f"{reg}@example.no", reg, Language.nn, RegistrationStatus(status), None,
+                                 START)
                  for reg, status in [("a", "confirmed"), ("b", "waitlisted"), ("c", "cancelled"), ("d", "checked_in")]]
     moved = EVENT.model_copy(update={"sequence": 2})
     mails = domain.plan_event_update(moved, attendees, ["starts_at"], START)
@@ -126,8 +127,8 @@ def test_a_reminder_is_due_hours_before_the_start_unless_that_has_passed():
 
 
 def test_a_reminder_can_be_unsubscribed_and_is_keyed_by_registration_and_version():
-    reminder = {"_id": "r1", "email": "kari@example.no", "name": "Kari", "language": "en",
-                "event": EVENT.model_copy(update={"sequence": 3}).model_dump(), "manage_url": None}
+    reminder = domain.Attendee("r1", EVENT.model_copy(update={"sequence": 3}), "kari@example.no", "Kari", Language.en,
+                               RegistrationStatus.confirmed, None, START)
     mail = domain.reminder_mail(reminder)
     assert (mail.kind, mail.unsubscribe_topic, mail.language) == (Kind.reminder, Unsubscribe.reminder, Language.en)
     assert domain.reminder_message_id(reminder) == "reminder:r1:3"
