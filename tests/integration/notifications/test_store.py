@@ -1,6 +1,7 @@
 """The store contract of the notifications service: what services/notifications/store.py promises, asserted against
-the real store (nx-27017, or MongoDB at MONGO_URL). Records and attendees read back as they were written (the
-domain's types, with datetimes and id strings, whatever the store keeps them as)."""
+the real store (nx-27017, or MongoDB at MONGO_URL) and against the in-memory FakeStore the unit tests use, so that
+the fake answers as the store does. Records and attendees read back as they were written (the domain's types, with
+datetimes and id strings, whatever the store keeps them as)."""
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from services.notifications.domain import Attendee, Reminder, Status, Unsubscrib
 from services.notifications.store import Store
 from shared.messages import Language
 from shared.messages.registration import RegistrationStatus
+from tests.unit.notifications.fakes import FakeStore
 
 from .conftest import address, confirmed, event_info
 
@@ -21,8 +23,11 @@ LEASE = 30 * SECOND
 NOW = datetime.fromtimestamp(1_800_000_000, UTC)
 
 
-@pytest.fixture
-async def store(settings, mongo_url):
+@pytest.fixture(params=["store", "fake"])
+async def store(request, settings, mongo_url):
+    if request.param == "fake":
+        yield FakeStore()
+        return
     client = AsyncMongoClient(mongo_url, tz_aware=True)
     store = Store(client[settings.db_name("notifications")])
     await store.ensure_indexes()
