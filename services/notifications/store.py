@@ -58,7 +58,8 @@ def record_from_doc(doc: dict) -> NotificationRecord:
         language=Language(doc["language"]), created_at=doc["created_at"], updated_at=_at(doc["updated_ts"]),
         event_slug=doc.get("event_slug"), registration_id=doc.get("registration_id"),
         lease_until=_at(doc.get("lease_until_ts")), sent_at=_at(doc.get("sent_ts")),
-        last_error=doc.get("last_error"), possible_copy=doc.get("possible_copy", False))
+        # A flag written by $set reads back as 1 on nx-27017.
+        last_error=doc.get("last_error"), possible_copy=bool(doc.get("possible_copy")))
 
 
 def key(message_id: str, mail: Mail) -> dict:
