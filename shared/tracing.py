@@ -77,7 +77,8 @@ def span(tracer: Tracer, name: str, kind: SpanKind, carrier=None, attributes: di
          **options) -> Iterator[trace.Span]:
     """A span, current while the block runs: a child of `carrier`'s context (a mapping holding `traceparent`) if
     given, else of the current span."""
-    if tracer is OFF and not any(key.lower() == "traceparent" for key in carrier or ()) \
+    # A carrier is a request's headers (their names in any case) or a message's trace fields (lower case).
+    if tracer is OFF and not (carrier and "traceparent" in carrier) \
             and not trace.get_current_span().get_span_context().is_valid:
         # Off, with no trace context to pass on: the no-op span would change nothing, and costs each request.
         yield trace.INVALID_SPAN

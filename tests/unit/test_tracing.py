@@ -4,6 +4,7 @@ context into events (one that came in with a request is passed on unchanged)."""
 import json
 
 import pytest
+from multidict import CIMultiDict
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.trace import SpanKind
@@ -72,7 +73,8 @@ def test_off_an_event_carries_no_trace_context():
 
 
 def test_off_a_callers_trace_context_is_passed_on_unchanged_through_the_stored_message():
-    with tracing.span(tracing.OFF, "POST /x", SpanKind.SERVER, {"Traceparent": TRACEPARENT}):
+    headers = CIMultiDict({"Traceparent": TRACEPARENT})  # as a request's headers come, in the case the client sent
+    with tracing.span(tracing.OFF, "POST /x", SpanKind.SERVER, headers):
         made = event()
     assert made.traceparent == TRACEPARENT
     received = parse_event(made.model_dump_json().encode())
