@@ -97,13 +97,18 @@ def make_event(
     )
 
 
-def also_published(event: CloudEvent) -> list[CloudEvent]:
+def overlapping(payload_cls: type[Payload], today: date | None = None) -> bool:
+    """Whether the older major version this type replaces is still published beside it (today, or on `today`)."""
+    return payload_cls.replaces is not None and (today or datetime.now(UTC).date()) <= payload_cls.replaces_until
+
+
+def also_published(event: CloudEvent, today: date | None = None) -> list[CloudEvent]:
     """The same message in the older major version its type replaces, while that is still published beside it
     (its id derived from this one's, so a republished pair deduplicates like any message). Not a message with a
     value the older version's enumeration lacks (a kind of mail added since): its readers were promised no other."""
-    older = type(event.data).replaces
-    if older is None or datetime.now(UTC).date() > type(event.data).replaces_until:
+    if not overlapping(type(event.data), today):
         return []
+    older = type(event.data).replaces
     try:
         data = older.model_validate(event.data.model_dump())
     except ValidationError as error:

@@ -1,5 +1,5 @@
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -51,12 +51,14 @@ def test_catalogue_names_every_type_under_the_prefix():
     assert all(t.startswith("no.moteplass.") and t.rsplit(".", 1)[1].startswith("v") for t in types)
 
 
-@pytest.mark.parametrize(("kind", "beside"), [("confirmed", ["no.moteplass.notification.sent.v1"]),
-                                              ("staff_sign_in", [])])
-def test_the_replaced_version_goes_out_beside_for_the_values_it_knows_only(kind, beside):
+@pytest.mark.parametrize(("kind", "today", "beside"), [
+    ("confirmed", NotificationSent.replaces_until, ["no.moteplass.notification.sent.v1"]),  # its last day
+    ("confirmed", NotificationSent.replaces_until + timedelta(days=1), []),  # the overlap is over
+    ("staff_sign_in", NotificationSent.replaces_until, [])])
+def test_the_replaced_version_goes_out_beside_for_the_values_it_knows_only_during_the_overlap(kind, today, beside):
     sent = make_event(NotificationSent(notification_id="n1", message_id="m1", kind=kind, recipient="kari@example.no",
                                        attempts=1, sent_at=datetime(2026, 11, 30, 9, tzinfo=UTC)), source="/x")
-    older = also_published(sent)
+    older = also_published(sent, today)
     assert [event.type for event in older] == beside
     assert all(event.data.model_dump(mode="json") == sent.data.model_dump(mode="json") and event.id != sent.id
                for event in older)

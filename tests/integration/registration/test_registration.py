@@ -3,6 +3,9 @@ from urllib.parse import parse_qs, urlparse
 
 from pymongo import AsyncMongoClient
 
+from shared.messages.envelope import overlapping
+from shared.messages.registration import RegistrationCancelled
+
 from .conftest import person
 
 
@@ -49,9 +52,10 @@ async def test_register_publishes_confirmation_with_a_link_that_shows_and_cancel
     assert cancelled["data"]["registration_id"] == created["id"] and cancelled["data"]["reason"] == "participant"
     assert cancelled["data"]["previous_status"] == "confirmed"
     # The version it replaces goes out beside it during the overlap, with the v1 shape and an id of its own.
-    [older] = await tap.wait_for("registration.cancelled.v1")
-    assert older["data"] == {k: v for k, v in cancelled["data"].items() if k != "previous_status"}
-    assert older["id"] != cancelled["id"] and older["time"] == cancelled["time"]
+    if overlapping(RegistrationCancelled):
+        [older] = await tap.wait_for("registration.cancelled.v1")
+        assert older["data"] == {k: v for k, v in cancelled["data"].items() if k != "previous_status"}
+        assert older["id"] != cancelled["id"] and older["time"] == cancelled["time"]
     async with http.get(f"{base}/events/innovasjonsjam") as resp:
         assert (await resp.json())["seats_left"] == 2
     async with http.delete(f"{base}{path}", params={"token": token}) as resp:
