@@ -13,7 +13,7 @@ from shared.fields import SPACE, Flag, Moment, filled
 from shared.messages.comments import CommentStatus
 from shared.messages.common import Language
 
-from .domain import Action, Comment, Moderation, Sort, Thread, ThreadEntry, text
+from .domain import Action, Moderation, Sort, Thread, ThreadEntry, text
 
 # ---- input ------------------------------------------------------------------------------------------------------
 
@@ -197,13 +197,6 @@ class ThreadExport(ThreadImport):
     thread: ThreadInfo
 
 
-def exported(comment: Comment) -> ExportedComment:
-    return ExportedComment(
-        id=comment.id, reply_to=comment.reply_to, author_name=comment.author_name, email=comment.email,
-        body=comment.body, status=comment.status, created_at=comment.created_at, edited_at=comment.edited_at,
-        notify_replies=comment.notify_replies, language=comment.language)
-
-
 # ---- answers ----------------------------------------------------------------------------------------------------
 
 
@@ -251,13 +244,6 @@ class QueuedComment(BaseModel):
     status: CommentStatus
     created_at: datetime
     moderated_by: str | None = Field(default=None, description="The moderator who decided its status last")
-
-
-def queued(comment: Comment) -> QueuedComment:
-    return QueuedComment(
-        id=comment.id, thread_id=comment.thread_id, parent_id=comment.parent_id, author_name=comment.author_name,
-        email=comment.email, body=comment.body, html=comment.html, status=comment.status,
-        created_at=comment.created_at, moderated_by=comment.moderated_by)
 
 
 class Queue(BaseModel):

@@ -20,8 +20,8 @@ from . import domain, models
 from .cache import ThreadCache
 from .config import CommentsConfig
 from .domain import Action, BadCursor, BadToken, Comment, ErasureRequest, Purpose, Sort, Thread, text
-from .models import (Created, Edited, ErasurePreview, Imported, NewComment, Page, Queue, QueueQuery, ThreadExport,
-                     ThreadInfo)
+from .models import (Created, Edited, ErasurePreview, ExportedComment, Imported, NewComment, Page, Queue, QueueQuery,
+                     QueuedComment, ThreadExport, ThreadInfo)
 from .store import Duplicate, Outgoing, Store
 
 SOURCE = "/moteplass/comments"
@@ -349,7 +349,7 @@ class Comments:
             raise ApiError(400, text("cursor", language)) from exc
         found = await self.store.queue(query.status, start, query.limit + 1)
         more = len(found) > query.limit
-        return Queue(comments=[models.queued(c) for c in found[:query.limit]],
+        return Queue(comments=[QueuedComment.model_validate(c, from_attributes=True) for c in found[:query.limit]],
                      next_cursor=domain.encode_cursor(Sort.oldest, found[query.limit - 1]) if more else None)
 
     async def moderate(self, comment_ids: list[str], action: Action, actor: str | None = None) -> dict[str, str]:
@@ -372,9 +372,9 @@ class Comments:
     async def export_thread(self, thread_id: str) -> ThreadExport:
         comments = await self.store.thread_comments(thread_id)
         return ThreadExport(thread=models.thread_info(thread_id, await self.store.thread(thread_id)),
-                            comments=[models.exported(c) for c in comments])
+                            comments=[ExportedComment.model_validate(c, from_attributes=True) for c in comments])
 
-    async def import_thread(self, thread_id: str, comments: list[models.ExportedComment], actor: str | None = None
+    async def import_thread(self, thread_id: str, comments: list[ExportedComment], actor: str | None = None
                             ) -> Imported:
         new = [replace(c, imported_by=actor)
                for c in domain.imported(thread_id, comments, self.config.max_depth, self.store.imported_id)]
