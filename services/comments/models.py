@@ -264,4 +264,5 @@ class Moderated(BaseModel):
 
 class Imported(BaseModel):
     imported: int
-    skipped: int = Field(description="Comments already in the thread: imported before, or their text is")
+    skipped: int = Field(
+        description="Comments already in the thread: imported before, exported from it, or their text is")

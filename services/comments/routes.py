@@ -146,5 +146,5 @@ async def export_thread(request: web.Request, claims: dict):
 @api.route("POST", f"/threads/{THREAD}/import", body=ThreadImport, response=Imported, roles=MODERATORS,
            errors=NO_THREAD)
 async def import_thread(request: web.Request, body: ThreadImport, claims: dict):
-    """Add exported comments to a thread (new ids; one imported before, or a text already there, is skipped)."""
+    """Add exported comments to a thread, as new ones; any already there (imported, exported from it) is skipped."""
     return await request.app[COMMENTS].import_thread(thread_id_of(request), body.comments, actor(claims))

@@ -376,9 +376,12 @@ class Comments:
 
     async def import_thread(self, thread_id: str, comments: list[ExportedComment], actor: str | None = None
                             ) -> Imported:
+        # An export of this very thread holds its own comments: they are here already, whatever their status.
+        here = await self.store.in_thread(thread_id, [c.id for c in comments])
         new = [replace(c, imported_by=actor)
-               for c in domain.imported(thread_id, comments, self.config.max_depth, self.store.imported_id)]
+               for c in domain.imported(thread_id, [c for c in comments if c.id not in here], self.config.max_depth,
+                                        self.store.imported_id)]
         await self.store.ensure_thread(thread_id)
         count = sum(c is not None for c in await self.store.insert_many([(c, []) for c in new]))
         self.changed(thread_id)
-        return Imported(imported=count, skipped=len(new) - count)
+        return Imported(imported=count, skipped=len(comments) - count)

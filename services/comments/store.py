@@ -196,6 +196,12 @@ class Store:
         duplicates = await duplicates_in(self.comments.insert_many([to_doc(c) for c in comments], ordered=False))
         return [None if i in duplicates else comment for i, comment in enumerate(comments)]
 
+    async def in_thread(self, thread_id: str, comment_ids: list[str]) -> set[str]:
+        """Which of these ids are comments of the thread."""
+        oids = [oid for oid in map(object_id, comment_ids) if oid is not None]
+        found = self.comments.find({"_id": {"$in": oids}, "thread_id": thread_id}, {"_id": 1})
+        return {str(doc["_id"]) async for doc in found}
+
     async def get(self, comment_id: str) -> Comment | None:
         oid = object_id(comment_id)
         doc = None if oid is None else await self.comments.find_one({"_id": oid}, NO_OUTBOX)

@@ -89,6 +89,9 @@ class FakeStore:
             stored.append(_written(self.comments[comment.id]))
         return stored
 
+    async def in_thread(self, thread_id: str, comment_ids: list[str]) -> set[str]:
+        return {i for i in comment_ids if i in self.comments and self.comments[i].thread_id == thread_id}
+
     async def get(self, comment_id: str) -> Comment | None:
         found = self.comments.get(comment_id)
         return None if found is None else _read(found)

@@ -506,3 +506,8 @@ async def test_importing_the_same_export_again_adds_nothing(open_thread):
     assert (again.imported, again.skipped) == (0, 5) and copies() == before
     elsewhere = await open_thread.import_thread("kopi-2", exported.comments, MODERATOR)
     assert (elsewhere.imported, elsewhere.skipped) == (5, 0)
+    # Nor does an export imported into the thread it came from: its comments are those of the thread.
+    in_place = {c.id: c.status for c in open_thread.store.comments.values() if c.thread_id == THREAD}
+    itself = await open_thread.import_thread(THREAD, exported.comments, MODERATOR)
+    assert (itself.imported, itself.skipped) == (0, 5)
+    assert {c.id: c.status for c in open_thread.store.comments.values() if c.thread_id == THREAD} == in_place
