@@ -228,8 +228,8 @@ class Registrations:
         while unplaced:
             for slug in list(unplaced):  # placed by an earlier attempt cut short: where it is (the CAS below
                 event = events[slug]  # only writes on an event unchanged since this read)
-                for rid in [rid for rid in unplaced[slug] if domain.placement(event, rid)]:
-                    outcomes[slug, rid] = (*domain.placement(event, rid), event)
+                for rid, where in domain.placements(event, unplaced[slug]).items():
+                    outcomes[slug, rid] = (*where, event)
                     unplaced[slug].remove(rid)
                 if not unplaced[slug]:
                     del unplaced[slug]
@@ -331,7 +331,7 @@ class Registrations:
     async def view(self, rid: str, token: str) -> Registration:
         registration = await self.own(rid, token)
         if registration.status == Status.waitlisted:
-            registration = self._with_position(await self.event(registration.event_slug), registration)
+            [registration] = self._with_positions(await self.event(registration.event_slug), [registration])
         return registration
 
     async def _found(self, rid: str, token: str | None) -> Registration:
@@ -411,12 +411,13 @@ class Registrations:
             slug, statuses=query.status and [query.status], organisation_type=query.organisation_type,
             municipality=query.municipality, after=query.cursor, limit=query.limit + 1)
         more = len(page) > query.limit
-        page = [self._with_position(event, r) for r in page[:query.limit]]
+        page = self._with_positions(event, page[:query.limit])
         return page, page[-1].id if more else None
 
-    def _with_position(self, event: Event, registration: Registration) -> Registration:
-        _, position = domain.placement(event, registration.id) or (None, None)
-        return replace(registration, position=position)
+    @staticmethod
+    def _with_positions(event: Event, registrations: list[Registration]) -> list[Registration]:
+        placed = domain.placements(event, (r.id for r in registrations))
+        return [replace(r, position=placed.get(r.id, (None, None))[1]) for r in registrations]
 
     async def export(self, slug: str) -> str:
         event = await self.event(slug)

@@ -54,6 +54,8 @@ def test_placement_seats_and_waiting_list_positions():
     assert domain.placement(doc, "a") == (Status.confirmed, None)
     assert domain.placement(doc, "d") == (Status.waitlisted, 2)
     assert domain.placement(doc, "x") is None
+    assert domain.placements(doc, ["x", "d", "a", "c"]) == {
+        "a": (Status.confirmed, None), "c": (Status.waitlisted, 1), "d": (Status.waitlisted, 2)}
     assert domain.seats_left(doc) == 0 and domain.seats_left(event(seats=["a"])) == 1
     assert domain.seats_left(event(capacity=1, seats=["a", "b"])) == 0  # capacity lowered below the seats held
 
