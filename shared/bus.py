@@ -180,6 +180,13 @@ class Bus:
         while self._handling:
             await self._idle.wait()
 
+    def handler_task(self, handling: Awaitable[None]) -> asyncio.Task:
+        """Run a message's handler in a task of its own (see Consumer.on_message), which `close` cuts if need be."""
+        task = asyncio.create_task(handling)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+        return task
+
     @contextlib.contextmanager
     def handling(self):
         """Count a message in flight while its handler runs (see `drained`)."""
@@ -318,10 +325,7 @@ class Consumer:
         # a handler could stop between the SMTP server's 250 and the record of it (a copy), or leave a claim that
         # the redelivery must wait out: so the handler runs on in a task of its own. Its ack then fails, and the
         # redelivered message finds the work done.
-        task = asyncio.create_task(self._run(message))
-        self.bus._handlers.add(task)
-        task.add_done_callback(self.bus._handlers.discard)
-        await asyncio.shield(task)
+        await asyncio.shield(self.bus.handler_task(self._run(message)))
 
     async def _run(self, message: AbstractIncomingMessage) -> None:
         with self.bus.handling():
