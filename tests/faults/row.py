@@ -66,7 +66,8 @@ class Figures:
 @dataclass
 class FaultClock:
     """What a fault tells the row: when it ended (recovery is measured from there) and how many sends were in
-    flight when it killed a sender (crash-window copies allowed)."""
+    flight when it killed a sender or cut the SMTP server off (the copies allowed: each may have been taken by the
+    server without its sender knowing)."""
 
     ended_at: float | None = None
     in_flight: int = 0
@@ -341,7 +342,7 @@ def reconcile(figures: Figures, seen: Observed, published: dict[str, set[str]], 
     unexpected = [e for e in seen.mails if e not in seen.stored]
     check(not unexpected, f"{len(unexpected)} mails went to registrations that are not stored")
     check(figures.copies <= clock.in_flight,
-          f"{figures.copies} copies, more than the {clock.in_flight} sends in flight at the kill")
+          f"{figures.copies} copies, more than the {clock.in_flight} sends in flight at the fault")
     distinct = sum(len({m["MessageID"] for m in mails}) - 1 for mails in seen.mails.values())
     check(distinct == 0, f"{distinct} copies carry a Message-ID of their own (a receiver cannot drop them)")
     check(figures.server_errors == answers[503] if store_outage else figures.server_errors == 0,

@@ -1,6 +1,8 @@
 """The dev mail sink as a process of its own whose SMTP side the fault suite takes down and brings back, while its
 HTTP API keeps every mail received and keeps answering: `POST /smtp/down` closes the listener and every open SMTP
-connection (new ones are refused, as by a server that is down); `POST /smtp/up` listens again. Like a real server
+connection (new ones are refused, as by a server that is down) and answers how many of them were in the middle of
+taking a mail (`{"cut": n}`: the server may keep such a mail while its sender never hears so, and sends it again);
+`POST /smtp/up` listens again. Like a real server
 it takes a while to accept a mail (`--accept-ms`), so that sends are in flight when a sender is killed.
 
     python -m tests.faults.sink --smtp-port 2525 --http-port 8025 --accept-ms 100
@@ -36,11 +38,16 @@ class SwitchableSink(MailSink):
         super().__init__()
         self.accept_s = accept_s
         self.connections: set[WatchedSMTP] = set()
+        self.receiving: set[SMTP] = set()  # conversations in the middle of taking a mail (after its DATA)
         self.smtp_address: tuple[str, int] = ("127.0.0.1", 0)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        await asyncio.sleep(self.accept_s)
-        return await super().handle_DATA(server, session, envelope)
+        self.receiving.add(server)
+        try:
+            await asyncio.sleep(self.accept_s)
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.receiving.discard(server)
 
     def smtp_protocol(self) -> SMTP:
         return WatchedSMTP(self)
@@ -56,6 +63,7 @@ class SwitchableSink(MailSink):
         return app
 
     async def smtp_down(self, request: web.Request) -> web.Response:
+        cut = len(self.receiving)
         if self.smtp_server is not None:
             self.smtp_server.close()
             # close, not abort: a 250 already written still reaches the client before the connection ends.
@@ -64,7 +72,7 @@ class SwitchableSink(MailSink):
                     connection.transport.close()
             await self.smtp_server.wait_closed()
             self.smtp_server = None
-        return web.Response(text="down")
+        return web.json_response({"cut": cut})
 
     async def smtp_up(self, request: web.Request) -> web.Response:
         if self.smtp_server is None:
