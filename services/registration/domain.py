@@ -424,11 +424,6 @@ def placements(event: Event, registration_ids: Iterable[str]) -> dict[str, tuple
             **dict.fromkeys(seated, (Status.confirmed, None))}
 
 
-def placement(event: Event, registration_id: str) -> tuple[Status, int | None] | None:
-    """Where a registration stands in the event document: (confirmed, None), (waitlisted, position) or None."""
-    return placements(event, [registration_id]).get(registration_id)
-
-
 def allocation(free: int, arrivals: int, waitlist_enabled: bool) -> tuple[int, int]:
     """How arrivals, in arrival order, are placed when `free` seats are left: (seats, waiting) — the first
     `seats` get a seat, the next `waiting` join the waiting list in that order, and any after them are refused

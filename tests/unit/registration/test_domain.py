@@ -51,9 +51,9 @@ def test_schedule_problems_name_the_field():
 
 def test_placement_seats_and_waiting_list_positions():
     doc = event(seats=["a", "b"], waitlist=["c", "d"])
-    assert domain.placement(doc, "a") == (Status.confirmed, None)
-    assert domain.placement(doc, "d") == (Status.waitlisted, 2)
-    assert domain.placement(doc, "x") is None
+    assert domain.placements(doc, ["a"]) == {"a": (Status.confirmed, None)}
+    assert domain.placements(doc, ["d"]) == {"d": (Status.waitlisted, 2)}
+    assert domain.placements(doc, ["x"]) == {}
     assert domain.placements(doc, ["x", "d", "a", "c"]) == {
         "a": (Status.confirmed, None), "c": (Status.waitlisted, 1), "d": (Status.waitlisted, 2)}
     assert domain.seats_left(doc) == 0 and domain.seats_left(event(seats=["a"])) == 1
