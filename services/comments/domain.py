@@ -326,15 +326,15 @@ def decode_cursor(sort: Sort, cursor: str) -> list:
         kind, *values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
         raise BadCursor(str(exc)) from exc
-    fields = [field for field, _ in SORT_KEYS[sort]]
-    if kind != sort.value or len(values) != len(fields):
+    keys = [key for key, _ in SORT_KEYS[sort]]
+    if kind != sort.value or len(values) != len(keys):
         raise BadCursor("cursor from another sort order")
-    for field, value in zip(fields, values):
+    for key, value in zip(keys, values):
         # A count fits the store's 64-bit integers (a larger one cannot even be sent in a query).
-        valid = (_ID.match(value) if field == "id" and isinstance(value, str)
+        valid = (_ID.match(value) if key == "id" and isinstance(value, str)
                  else type(value) is int and 0 <= value < 2**63)
         if not valid:
-            raise BadCursor(f"bad {field}")
+            raise BadCursor(f"bad {key}")
     return values
 
 

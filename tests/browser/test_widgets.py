@@ -6,7 +6,6 @@ person would type."""
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
