@@ -115,9 +115,9 @@ async def test_a_permanent_refusal_is_recorded_announced_and_not_retried(
         assert record["attempts"] == 1 and "550" in record["last_error"]
         failed, *older = await eventually(lambda: len(announced) == 1 + overlapping(NotificationFailed) and announced)
         assert failed.type == "no.moteplass.notification.failed.v2" and "550" in failed.data.error
-        assert [(e.type, e.data.model_dump(mode="json")) for e in older] == [
-            ("no.moteplass.notification.failed.v1", failed.data.model_dump(mode="json"))
-            for _ in range(overlapping(NotificationFailed))]
+        beside = ("no.moteplass.notification.failed.v1", failed.data.model_dump(mode="json"))
+        assert [(e.type, e.data.model_dump(mode="json")) for e in older] == (
+            [beside] if overlapping(NotificationFailed) else [])
         async with aiohttp.ClientSession(headers=admin_headers) as http:
             async with http.get(f"{base}/dead-letters") as resp:
                 assert resp.status == 200 and await resp.json() == []
